@@ -1,0 +1,5 @@
+import sys
+
+from torrio.client._cli import main
+
+sys.exit(main())

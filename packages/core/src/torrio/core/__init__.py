@@ -18,6 +18,7 @@ from ._addr import (
     encode_peers,
 )
 from ._bitfield import Bitfield
+from ._datagram import DatagramEndpoint, DatagramHandler, SocketAddress
 from ._errors import CoreError, TorrioError
 from ._ids import DEFAULT_CLIENT_PREFIX, NodeId, PeerId
 from ._infohash import V1_LEN, V2_LEN, InfoHash
@@ -34,12 +35,15 @@ __all__ = [
     "V2_LEN",
     "Bitfield",
     "CoreError",
+    "DatagramEndpoint",
+    "DatagramHandler",
     "IPAddress",
     "InfoHash",
     "NodeId",
     "NodeInfo",
     "PeerAddr",
     "PeerId",
+    "SocketAddress",
     "TorrioError",
     "decode_nodes",
     "decode_peers",

@@ -15,7 +15,7 @@ SRC_DIRS := $(wildcard packages/*/src)
 STAMP  := $(VENV)/.torrio-installed
 PYTEST_ARGS ?=
 
-.PHONY: all setup test test-fast interop type lint format bench tox demo clean
+.PHONY: all setup system-deps test test-fast interop type lint format bench tox demo clean
 
 all: test
 
@@ -30,6 +30,16 @@ $(STAMP): $(BIN)/python pyproject.toml $(PKG_PYPROJECTS) Makefile
 	@touch $@
 
 setup: $(STAMP)
+
+# Reference servers some tests and benchmarks run (Debian packages). Tests skip with a reason when
+# these are missing; CI installs them (as root) so nothing is skipped there.
+SYSTEM_DEPS := redis-server opentracker mktorrent
+system-deps:
+	@missing=""; for p in $(SYSTEM_DEPS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -z "$$missing" ]; then echo "system deps present"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing:$$missing"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	else echo "missing (tests that need them will skip):$$missing"; fi
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS) packages tests

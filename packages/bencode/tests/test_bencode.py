@@ -141,3 +141,63 @@ def test_mutated_bytes_only_bencode_error(value: Any, data: st.DataObject) -> No
         decode(bytes(raw), strict=False)
     except BencodeError:
         pass
+
+
+def _careful(data: bytes, strict: bool) -> Any:
+    from torrio.bencode._decode import _Decoder
+
+    value, end = _Decoder(data, strict, 64).value(0, 0)
+    if end != len(data):
+        raise BencodeError("trailing", end)
+    return value
+
+
+def _fast(data: bytes, strict: bool) -> Any:
+    from torrio.bencode._fast import Invalid, fast_decode
+
+    try:
+        value, end = fast_decode(data, 0, strict, 64)
+    except (IndexError, ValueError, Invalid) as exc:
+        raise BencodeError("fast path refused") from exc
+    if end != len(data):
+        raise BencodeError("trailing", end)
+    return value
+
+
+def _outcome(fn: Any, data: bytes, strict: bool) -> tuple[bool, Any]:
+    try:
+        return True, fn(data, strict)
+    except BencodeError:
+        return False, None
+
+
+@given(values, st.data(), st.booleans())
+def test_fast_and_careful_decoders_agree(value: Any, data: st.DataObject, strict: bool) -> None:
+    # The fast path may only accept what the careful decoder accepts, with the same value.
+    raw = bytearray(encode(value))
+    for _ in range(data.draw(st.integers(0, 3))):
+        if not raw:
+            break
+        pos = data.draw(st.integers(0, len(raw) - 1))
+        raw[pos] = data.draw(st.sampled_from(b"0123456789-:eidlx \x00_+"))
+    assert _outcome(_fast, bytes(raw), strict) == _outcome(_careful, bytes(raw), strict)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"i 1e",
+        b"i1 e",
+        b"i+1e",
+        b"i1_0e",
+        b"1_0:abcdefghij",
+        b" 1:a",
+        b"1 :a",
+        b"+1:a",
+        "i\u0663e".encode(),
+    ],
+)
+def test_int_parser_leniency_does_not_leak(raw: bytes) -> None:
+    # int() accepts whitespace, '+', '_' and non-ASCII digits; canonical bencode does not.
+    with pytest.raises(BencodeError):
+        decode(raw)

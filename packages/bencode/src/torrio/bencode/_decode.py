@@ -7,6 +7,7 @@ import re
 from typing import Any
 
 from ._errors import BencodeError
+from ._fast import Invalid, fast_decode
 
 Value = int | bytes | list[Any] | dict[bytes, Any]
 
@@ -115,9 +116,15 @@ def decode_prefix(
     if not 0 <= start <= len(buf):
         raise BencodeError("start offset outside input", start)
     try:
-        return _Decoder(buf, strict, max_depth).value(start, 0)
-    except RecursionError as exc:  # only if max_depth was set beyond the interpreter's limit
+        return fast_decode(buf, start, strict, max_depth)
+    except (IndexError, ValueError, RecursionError, Invalid):
+        pass
+    # Invalid input (or nesting beyond the interpreter's own limit): the careful decoder says where.
+    try:
+        _Decoder(buf, strict, max_depth).value(start, 0)
+    except RecursionError as exc:
         raise BencodeError("nesting too deep for this interpreter", start) from exc
+    raise AssertionError("fast and careful decoders disagree")  # pragma: no cover
 
 
 def decode(
@@ -131,11 +138,15 @@ def decode(
     ``strict=False`` accepts dicts whose keys are out of order (some real torrents have them);
     duplicate keys are always refused. Integers must be canonical in both modes.
     """
-    buf = _as_bytes(data)
+    buf = data if type(data) is bytes else _as_bytes(data)
+    try:
+        value, end = fast_decode(buf, 0, strict, max_depth)
+        if end == len(buf):
+            return value
+    except (IndexError, ValueError, RecursionError, Invalid):
+        pass
     value, end = decode_prefix(buf, 0, strict=strict, max_depth=max_depth)
-    if end != len(buf):
-        raise BencodeError("trailing data after value", end)
-    return value
+    raise BencodeError("trailing data after value", end)
 
 
 def raw_span(

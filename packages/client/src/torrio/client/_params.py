@@ -1,0 +1,97 @@
+"""Parameters of :meth:`Session.add_torrent` and of the session itself."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import attrs
+
+from torrio.core import PeerAddr
+
+from ._errors import ClientError
+
+ENCRYPTION_POLICIES = ("prefer", "require", "disable")
+
+
+def _peers(value: Sequence[PeerAddr | str]) -> tuple[PeerAddr, ...]:
+    return tuple(p if isinstance(p, PeerAddr) else PeerAddr.parse(p) for p in value)
+
+
+def _priorities(value: Sequence[int] | None) -> tuple[int, ...] | None:
+    if value is None:
+        return None
+    out = tuple(int(v) for v in value)
+    if any(not 0 <= v <= 7 for v in out):
+        raise ClientError("file priorities must be 0 (skip) .. 7")
+    return out
+
+
+def _non_negative(_inst: object, attr: attrs.Attribute[Any], value: int) -> None:
+    if value < 0:
+        raise ClientError(f"{attr.name} must be >= 0")
+
+
+@attrs.frozen
+class AddTorrent:
+    """What to add and how (libtorrent's ``add_torrent_params``).
+
+    ``source`` is a :class:`torrio.metainfo.Torrent`, the bytes of a .torrent, a path to one, or an
+    http(s) URL of one. ``save_path`` means what libtorrent's means: the directory that holds the
+    torrent's name. ``file_priorities`` (0 = skip, 1..7) are per entry of ``Torrent.files``.
+    ``resume_data`` is what :meth:`TorrentHandle.save_resume_data` produced (otherwise the session
+    looks in its ``resume_dir``). ``storage`` builds the torrent's ``torrio.disk.FileSystem`` from the
+    save path (default: native files).
+    """
+
+    source: Any
+    save_path: str | os.PathLike[str] = "."
+    file_priorities: tuple[int, ...] | None = attrs.field(default=None, converter=_priorities)
+    sequential: bool = False
+    seed_mode: bool = False
+    """Trust that the data is complete (each piece is hash-checked the first time it is served)."""
+    paused: bool = False
+    peers: tuple[PeerAddr, ...] = attrs.field(default=(), converter=_peers)
+    trackers: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    """Extra tracker URLs (each its own tier), after the torrent's own. Ignored for private torrents."""
+    resume_data: bytes | None = None
+    max_download_rate: int = attrs.field(default=0, validator=_non_negative)
+    max_upload_rate: int = attrs.field(default=0, validator=_non_negative)
+    max_connections: int = attrs.field(default=50, validator=_non_negative)
+    upload_slots: int | None = 4
+    """Upload slots; None selects the automatic mode."""
+    ratio_limit: float | None = None
+    """Stop seeding once uploaded/downloaded reaches this."""
+    seed_time_limit: float | None = None
+    """Stop seeding after this many seconds of seeding."""
+    storage: Callable[[str], Any] | None = None
+
+
+@attrs.frozen
+class SessionSettings:
+    """Session-wide settings (:func:`open_session` takes them as keyword arguments too)."""
+
+    listen_host: str = "127.0.0.1"
+    listen_port: int = 0
+    encryption: str = attrs.field(default="prefer")
+    max_connections: int = 200
+    max_download_rate: int = 0
+    max_upload_rate: int = 0
+    active_downloads: int = -1
+    active_seeds: int = -1
+    active_limit: int = -1
+    resume_dir: str | None = None
+    resume_interval: float = 60.0
+    stats_interval: float = 1.0
+    connect_timeout: float = 10.0
+    max_half_open: int = 20
+    event_buffer: int = 1000
+    peer_id_prefix: bytes = b"-TO0001-"
+    announce_interval_min: float = 30.0
+    user_agent: str = "torrio/0.1"
+
+    @encryption.validator
+    def _check_encryption(self, _attr: attrs.Attribute[str], value: str) -> None:
+        if value not in ENCRYPTION_POLICIES:
+            raise ClientError(f"encryption must be one of {', '.join(ENCRYPTION_POLICIES)}")

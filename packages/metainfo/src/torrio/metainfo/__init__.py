@@ -1,5 +1,47 @@
-"""torrio-metainfo: v1, v2 and hybrid .torrent files: parse, build, verify, magnet links, piece/file layout."""
+"""torrio-metainfo: v1, v2 and hybrid .torrent files — parse, build, verify, magnet links, layout.
+
+``Torrent.from_bytes`` parses and validates a torrent (hostile paths are sanitized, sizes are
+bounded), ``Layout`` maps pieces to file extents, the merkle helpers check BEP 52 hashes.
+Parsing and layout are pure (no I/O, no threads); building and verifying read files.
+"""
+
+from ._errors import MetainfoError
+from ._layout import Extent, FileEntry, Layout
+from ._limits import DEFAULT_LIMITS, Limits
+from ._merkle import (
+    BLOCK_SIZE,
+    block_hashes,
+    hash_piece_v2,
+    merkle_proof,
+    merkle_root,
+    pad_hash,
+    root_from_piece_layer,
+    verify_block,
+    verify_piece_layer,
+)
+from ._paths import sanitize_component, sanitize_path
+from ._torrent import Torrent, piece_hash_v2
 
 __version__ = "0.1.0"
 
-__all__: list[str] = []
+__all__ = [
+    "BLOCK_SIZE",
+    "DEFAULT_LIMITS",
+    "Extent",
+    "FileEntry",
+    "Layout",
+    "Limits",
+    "MetainfoError",
+    "Torrent",
+    "block_hashes",
+    "hash_piece_v2",
+    "merkle_proof",
+    "merkle_root",
+    "pad_hash",
+    "piece_hash_v2",
+    "root_from_piece_layer",
+    "sanitize_component",
+    "sanitize_path",
+    "verify_block",
+    "verify_piece_layer",
+]

@@ -1,0 +1,685 @@
+"""The trio shell: a UDP endpoint multiplexing many uTP connections, and the stream they expose.
+
+:class:`UtpSocket` owns a table of :class:`~torrio.utp.UtpConnection` cores keyed by
+(remote address, receive connection id), feeds them datagrams, runs their timers and sends what
+they produce. One service task (started by :func:`open_utp_socket`) does every send, so the
+socket is never written from two tasks at once. :class:`UtpStream` is a
+``trio.abc.HalfCloseableStream`` over one connection.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import heapq
+import itertools
+import random
+import socket as stdsocket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, Final
+
+import attrs
+import trio
+
+from torrio.core import DatagramEndpoint, SocketAddress
+
+from ._connection import (
+    NEED_DATA,
+    Closed,
+    Connected,
+    ConnectionReset,
+    ConnectionStatistics,
+    ConnectionTimedOut,
+    EndOfData,
+    State,
+    UtpConfig,
+    UtpConnection,
+)
+from ._errors import PacketError, UtpConnectionReset, UtpError, UtpTimeout
+from ._packet import SEQ_MASK, PacketType, decode_packet, encode_packet
+
+DEFAULT_SOCKET_BUFFER: Final = 4 << 20
+"""Requested SO_RCVBUF/SO_SNDBUF for a socket of our own (the kernel caps it at rmem_max)."""
+
+_RECV_BATCH: Final = 512
+_ORPHAN_TIMEOUT: Final = 30.0
+
+
+@attrs.frozen
+class SocketStatistics:
+    """A snapshot of a :class:`UtpSocket`'s counters."""
+
+    connections: int
+    incoming_pending: int
+    datagrams_received: int
+    datagrams_sent: int
+    invalid_datagrams: int
+    unknown_connection: int
+    syns_refused: int
+    send_errors: int
+    recv_buffer: int | None
+    send_buffer: int | None
+
+
+class _UdpEndpoint:
+    """A non-blocking UDP socket of our own, as a :class:`torrio.core.DatagramEndpoint`."""
+
+    def __init__(self, sock: stdsocket.socket) -> None:
+        self.sock = sock
+
+    async def sendto(self, data: bytes, addr: SocketAddress) -> None:
+        await trio.lowlevel.checkpoint_if_cancelled()
+        while True:
+            try:
+                self.sock.sendto(data, addr)
+                break
+            except BlockingIOError:
+                await trio.lowlevel.wait_writable(self.sock)
+        await trio.lowlevel.cancel_shielded_checkpoint()
+
+
+@attrs.define(eq=False)
+class _Entry:
+    key: tuple[SocketAddress, int]
+    addr: SocketAddress
+    conn: UtpConnection
+    stream: UtpStream | None = None
+    connected: trio.Event = attrs.field(factory=trio.Event)
+    error: UtpError | None = None
+    orphan_deadline: float | None = None
+    pushed_deadline: float | None = None
+    read_waiter: trio.Event | None = None
+    write_waiter: trio.Event | None = None
+
+
+class UtpSocket:
+    """Many uTP connections over one datagram endpoint. Open with :func:`open_utp_socket`.
+
+    ``datagram_received`` is the :class:`torrio.core.DatagramHandler` entry a session's shared UDP
+    socket calls with every datagram whose shape is uTP (see :func:`torrio.utp.is_utp_datagram`).
+    """
+
+    def __init__(
+        self,
+        endpoint: DatagramEndpoint,
+        *,
+        config: UtpConfig | None = None,
+        accept_incoming: bool = True,
+        backlog: int = 64,
+        max_connections: int = 1024,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._endpoint = endpoint
+        self._raw: stdsocket.socket | None = (
+            endpoint.sock if isinstance(endpoint, _UdpEndpoint) else None
+        )
+        self.config = config or UtpConfig()
+        self._accept_incoming = accept_incoming
+        self._max_connections = max_connections
+        self._rng = rng or random.Random()
+        self._conns: dict[tuple[SocketAddress, int], _Entry] = {}
+        self._incoming_send, self._incoming_recv = trio.open_memory_channel[UtpStream](backlog)
+        self._dirty: dict[int, _Entry] = {}
+        self._heap: list[tuple[float, int, _Entry]] = []
+        self._counter = itertools.count()
+        self._wake = trio.Event()
+        self._running = False
+        self._closed = False
+        self.datagrams_received = 0
+        self.datagrams_sent = 0
+        self.invalid_datagrams = 0
+        self.unknown_connection = 0
+        self.syns_refused = 0
+        self.send_errors = 0
+
+    # -- public API ------------------------------------------------------------------------------
+
+    @property
+    def local_address(self) -> SocketAddress | None:
+        """The bound ``(host, port)`` when the socket is our own, else None."""
+        if self._raw is None:
+            return None
+        host, port = self._raw.getsockname()[:2]
+        return (host, port)
+
+    async def connect(self, addr: SocketAddress) -> UtpStream:
+        """Open a connection to ``addr``; raises :class:`UtpError` if it is refused or times out."""
+        if self._closed:
+            raise UtpError("the socket is closed", addr=addr)
+        addr = (addr[0], addr[1])
+        if len(self._conns) >= self._max_connections:
+            raise UtpError("too many uTP connections", addr=addr)
+        while True:
+            conn_id = self._rng.randrange(0x10000)
+            if (addr, conn_id) not in self._conns and (
+                addr,
+                (conn_id + 1) & SEQ_MASK,
+            ) not in self._conns:
+                break
+        now = trio.current_time()
+        conn = UtpConnection.connect(conn_id, self._rng.randrange(0x10000), now, self.config)
+        entry = _Entry((addr, conn_id), addr, conn)
+        stream = UtpStream(self, entry)
+        entry.stream = stream
+        self._conns[entry.key] = entry
+        self._touch(entry)
+        try:
+            await entry.connected.wait()
+        except BaseException:
+            conn.abort()
+            self._touch(entry)
+            raise
+        if entry.error is not None:
+            raise entry.error
+        return stream
+
+    async def accept(self) -> AsyncIterator[UtpStream]:
+        """Incoming streams, as they connect (an async generator)."""
+        async for stream in self._incoming_recv:
+            yield stream
+
+    async def serve(
+        self,
+        handler: Callable[[UtpStream], Awaitable[Any]],
+        *,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Run ``handler(stream)`` in a new task for every incoming stream, until cancelled."""
+        async with trio.open_nursery() as nursery:
+            task_status.started()
+            async for stream in self._incoming_recv:
+                nursery.start_soon(handler, stream)
+
+    def datagram_received(self, data: bytes | memoryview, addr: SocketAddress) -> None:
+        """Take one datagram (never blocks): decode it, route it to its connection."""
+        self.datagrams_received += 1
+        try:
+            pkt = decode_packet(data)
+        except PacketError:
+            self.invalid_datagrams += 1
+            return
+        addr = (addr[0], addr[1])
+        ptype = pkt.type
+        entry = self._conns.get((addr, pkt.connection_id))
+        if entry is None:
+            if ptype == PacketType.SYN:
+                entry = self._conns.get((addr, (pkt.connection_id + 1) & SEQ_MASK))
+                if entry is None:
+                    self._incoming_syn(pkt, addr)
+                    return
+            elif ptype == PacketType.RESET:
+                entry = self._find_for_reset(addr, pkt.connection_id)
+                if entry is None:
+                    return
+            else:
+                self.unknown_connection += 1
+                self._send_raw_reset(pkt.connection_id, pkt.seq_nr, addr)
+                return
+        now = trio.current_time()
+        entry.conn.receive_packet(pkt, now)
+        self._after_input(entry)
+
+    def statistics(self) -> SocketStatistics:
+        """A snapshot of this socket's counters."""
+        rcv = snd = None
+        if self._raw is not None:
+            rcv = self._raw.getsockopt(stdsocket.SOL_SOCKET, stdsocket.SO_RCVBUF)
+            snd = self._raw.getsockopt(stdsocket.SOL_SOCKET, stdsocket.SO_SNDBUF)
+        return SocketStatistics(
+            connections=len(self._conns),
+            incoming_pending=self._incoming_send.statistics().current_buffer_used,
+            datagrams_received=self.datagrams_received,
+            datagrams_sent=self.datagrams_sent,
+            invalid_datagrams=self.invalid_datagrams,
+            unknown_connection=self.unknown_connection,
+            syns_refused=self.syns_refused,
+            send_errors=self.send_errors,
+            recv_buffer=rcv,
+            send_buffer=snd,
+        )
+
+    # -- internals -------------------------------------------------------------------------------
+
+    def _find_for_reset(self, addr: SocketAddress, conn_id: int) -> _Entry | None:
+        # peers disagree on which id a RESET carries: accept our send id too
+        for rid in ((conn_id + 1) & SEQ_MASK, (conn_id - 1) & SEQ_MASK):
+            e = self._conns.get((addr, rid))
+            if e is not None and e.conn.send_id == conn_id:
+                return e
+        return None
+
+    def _incoming_syn(self, pkt: Any, addr: SocketAddress) -> None:
+        if (
+            not self._accept_incoming
+            or self._closed
+            or len(self._conns) >= self._max_connections
+            or self._incoming_send.statistics().current_buffer_used
+            >= self._incoming_send.statistics().max_buffer_size
+        ):
+            self.syns_refused += 1
+            return
+        now = trio.current_time()
+        conn = UtpConnection.accept(pkt, self._rng.randrange(0x10000), now, self.config)
+        entry = _Entry((addr, conn.recv_id), addr, conn)
+        stream = UtpStream(self, entry)
+        entry.stream = stream
+        entry.connected.set()
+        self._conns[entry.key] = entry
+        self._incoming_send.send_nowait(stream)
+        self._touch(entry)
+
+    def _send_raw_reset(self, conn_id: int, seq: int, addr: SocketAddress) -> None:
+        if self._raw is None:
+            return  # a shared endpoint cannot be written synchronously; the peer will time out
+        data = encode_packet(
+            PacketType.RESET, conn_id, int(trio.current_time() * 1e6), 0, 0, 0, seq
+        )
+        with contextlib.suppress(OSError):
+            self._raw.sendto(data, addr)
+            self.datagrams_sent += 1
+
+    def _touch(self, entry: _Entry) -> None:
+        self._dirty[id(entry)] = entry
+        self._wake.set()
+
+    def _after_input(self, entry: _Entry) -> None:
+        self._dirty[id(entry)] = entry
+        self._wake.set()
+        self._notify(entry)
+
+    def _notify(self, entry: _Entry) -> None:
+        conn = entry.conn
+        if entry.orphan_deadline is not None and conn.readable:
+            conn.read()
+        if conn._events:
+            self._pump_events(entry)
+        if entry.read_waiter is not None and (conn.readable or conn.state is not State.CONNECTED):
+            entry.read_waiter.set()
+            entry.read_waiter = None
+        if entry.write_waiter is not None and (
+            conn.send_buffer_space or not conn.can_write or conn.all_sent_acked
+        ):
+            entry.write_waiter.set()
+            entry.write_waiter = None
+
+    def _pump_events(self, entry: _Entry) -> None:
+        conn = entry.conn
+        while True:
+            ev = conn.next_event()
+            if ev is NEED_DATA:
+                break
+            if isinstance(ev, Connected):
+                entry.connected.set()
+            elif isinstance(ev, ConnectionReset):
+                entry.error = UtpConnectionReset("connection reset by peer", addr=entry.addr)
+            elif isinstance(ev, ConnectionTimedOut):
+                entry.error = UtpTimeout(f"uTP connection lost: {ev.reason}", addr=entry.addr)
+            elif isinstance(ev, EndOfData | Closed):
+                pass
+        if entry.error is not None:
+            entry.connected.set()
+            self._wake_all(entry)
+
+    def _wake_all(self, entry: _Entry) -> None:
+        for ev in (entry.read_waiter, entry.write_waiter):
+            if ev is not None:
+                ev.set()
+        entry.read_waiter = entry.write_waiter = None
+
+    def _drop(self, entry: _Entry) -> None:
+        self._conns.pop(entry.key, None)
+        self._dirty.pop(id(entry), None)
+        if entry.error is None and not entry.conn.at_eof:
+            entry.error = UtpError("uTP connection closed", addr=entry.addr)
+        entry.connected.set()
+        self._wake_all(entry)
+
+    async def _send_many(self, datagrams: list[bytes], addr: SocketAddress) -> None:
+        raw = self._raw
+        if raw is not None:
+            sendto = raw.sendto
+            for d in datagrams:
+                while True:
+                    try:
+                        sendto(d, addr)
+                        break
+                    except BlockingIOError:
+                        await trio.lowlevel.wait_writable(raw)
+                    except OSError as exc:
+                        # ICMP errors reported on a later send (ECONNREFUSED...) are not ours
+                        if exc.errno not in (
+                            errno.ECONNREFUSED,
+                            errno.EHOSTUNREACH,
+                            errno.ENETUNREACH,
+                        ):
+                            self.send_errors += 1
+                        break
+        else:
+            for d in datagrams:
+                try:
+                    await self._endpoint.sendto(d, addr)
+                except OSError:
+                    self.send_errors += 1
+        self.datagrams_sent += len(datagrams)
+
+    async def _flush(self) -> None:
+        while self._dirty:
+            dirty = list(self._dirty.values())
+            self._dirty.clear()
+            now = trio.current_time()
+            for entry in dirty:
+                conn = entry.conn
+                out = conn.datagrams_to_send(now)
+                self._notify(entry)
+                if out:
+                    await self._send_many(out, entry.addr)
+                self._schedule(entry)
+
+    def _schedule(self, entry: _Entry) -> None:
+        conn = entry.conn
+        if conn.expired:
+            self._drop(entry)
+            return
+        d = conn.next_deadline()
+        if entry.orphan_deadline is not None:
+            d = entry.orphan_deadline if d is None else min(d, entry.orphan_deadline)
+        if d is not None and d != entry.pushed_deadline:
+            entry.pushed_deadline = d
+            heapq.heappush(self._heap, (d, next(self._counter), entry))
+            if len(self._heap) > 4 * len(self._conns) + 1024:
+                self._rebuild_heap()
+
+    def _rebuild_heap(self) -> None:
+        heap = [
+            (e.pushed_deadline, next(self._counter), e)
+            for e in self._conns.values()
+            if e.pushed_deadline is not None
+        ]
+        heapq.heapify(heap)
+        self._heap = heap
+
+    def _run_timers(self, now: float) -> None:
+        heap = self._heap
+        while heap and heap[0][0] <= now:
+            d, _, entry = heapq.heappop(heap)
+            if d != entry.pushed_deadline or entry.key not in self._conns:
+                continue
+            entry.pushed_deadline = None
+            conn = entry.conn
+            if entry.orphan_deadline is not None and now >= entry.orphan_deadline:
+                entry.orphan_deadline = None
+                conn.abort()
+            conn.handle_timeout(now)
+            self._after_input(entry)
+
+    async def _service(
+        self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        task_status.started()
+        while True:
+            deadline = self._heap[0][0] if self._heap else float("inf")
+            if not self._dirty:
+                with trio.move_on_at(deadline):
+                    await self._wake.wait()
+            else:
+                await trio.lowlevel.checkpoint()
+            self._wake = trio.Event()
+            self._run_timers(trio.current_time())
+            await self._flush()
+
+    async def _recv_loop(
+        self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        raw = self._raw
+        assert raw is not None
+        buf = bytearray(65536)
+        view = memoryview(buf)
+        recv = raw.recvfrom_into
+        handle = self.datagram_received
+        task_status.started()
+        while True:
+            await trio.lowlevel.wait_readable(raw)
+            for _ in range(_RECV_BATCH):
+                try:
+                    n, addr = recv(buf)
+                except BlockingIOError:
+                    break
+                except OSError:
+                    continue  # ICMP errors surfaced on a UDP socket
+                handle(view[:n], addr)
+
+    def _stream_closed(self, entry: _Entry) -> None:
+        conn = entry.conn
+        if conn.state in (State.RESET, State.CLOSED) or entry.key not in self._conns:
+            return
+        conn.close()
+        conn.read()
+        entry.orphan_deadline = trio.current_time() + _ORPHAN_TIMEOUT
+        entry.pushed_deadline = None
+        self._touch(entry)
+
+    async def _shutdown(self) -> None:
+        self._closed = True
+        self._incoming_send.close()
+        for entry in list(self._conns.values()):
+            if entry.conn.state not in (State.RESET, State.CLOSED):
+                entry.conn.abort()
+                out = entry.conn.datagrams_to_send(trio.current_time())
+                with contextlib.suppress(OSError, trio.Cancelled):
+                    if self._raw is not None:
+                        for d in out:
+                            with contextlib.suppress(OSError):
+                                self._raw.sendto(d, entry.addr)
+            if entry.error is None:
+                entry.error = UtpError("the uTP socket was closed", addr=entry.addr)
+            entry.connected.set()
+            self._wake_all(entry)
+        self._conns.clear()
+        await trio.lowlevel.checkpoint()
+
+
+class UtpStream(trio.abc.HalfCloseableStream):
+    """One uTP connection as a trio stream (``send_all``, ``receive_some``, ``send_eof``)."""
+
+    def __init__(self, sock: UtpSocket, entry: _Entry) -> None:
+        self._sock = sock
+        self._entry = entry
+        self._closed = False
+        self._sending = False
+        self._receiving = False
+
+    @property
+    def remote_address(self) -> SocketAddress:
+        """The peer's ``(host, port)``."""
+        return self._entry.addr
+
+    @property
+    def connection(self) -> UtpConnection:
+        """The sans-I/O core (for inspection; do not drive it directly)."""
+        return self._entry.conn
+
+    def statistics(self) -> ConnectionStatistics:
+        """A snapshot of the connection's counters and congestion state."""
+        return self._entry.conn.statistics()
+
+    def _check_error(self) -> None:
+        if self._closed:
+            raise trio.ClosedResourceError("this uTP stream was closed")
+        if self._entry.error is not None:
+            raise trio.BrokenResourceError(str(self._entry.error)) from self._entry.error
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        """Queue every byte of ``data`` for sending, waiting while the send buffer is full."""
+        if self._sending:
+            raise trio.BusyResourceError("another task is sending on this stream")
+        self._sending = True
+        try:
+            await trio.lowlevel.checkpoint_if_cancelled()
+            self._check_error()
+            conn = self._entry.conn
+            view = memoryview(data).cast("B")
+            while view:
+                self._check_error()
+                if not conn.can_write:
+                    raise trio.ClosedResourceError("send_eof() was already called")
+                n = conn.write(view)
+                if n:
+                    view = view[n:]
+                    self._sock._touch(self._entry)
+                if view:
+                    ev = trio.Event()
+                    self._entry.write_waiter = ev
+                    await ev.wait()
+            await trio.lowlevel.cancel_shielded_checkpoint()
+        finally:
+            self._sending = False
+
+    async def wait_send_all_might_not_block(self) -> None:
+        """Wait until the send buffer has room."""
+        if self._sending:
+            raise trio.BusyResourceError("another task is sending on this stream")
+        while not self._entry.conn.send_buffer_space and self._entry.error is None:
+            ev = trio.Event()
+            self._entry.write_waiter = ev
+            await ev.wait()
+        await trio.lowlevel.checkpoint()
+
+    async def send_eof(self) -> None:
+        """Send FIN after every queued byte; receiving continues until the peer's FIN."""
+        if self._sending:
+            raise trio.BusyResourceError("another task is sending on this stream")
+        await trio.lowlevel.checkpoint()
+        self._check_error()
+        self._entry.conn.close()
+        self._sock._touch(self._entry)
+
+    async def wait_all_sent(self) -> None:
+        """Wait until every byte written so far (and a FIN, if sent) has been acknowledged."""
+        conn = self._entry.conn
+        while not conn.all_sent_acked:
+            self._check_error()
+            ev = trio.Event()
+            self._entry.write_waiter = ev
+            await ev.wait()
+        await trio.lowlevel.checkpoint()
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes:
+        """Up to ``max_bytes`` bytes; b"" once the peer's FIN is reached."""
+        if self._receiving:
+            raise trio.BusyResourceError("another task is receiving on this stream")
+        if max_bytes is not None and max_bytes < 1:
+            raise ValueError("max_bytes must be >= 1")
+        self._receiving = True
+        try:
+            await trio.lowlevel.checkpoint_if_cancelled()
+            conn = self._entry.conn
+            while True:
+                if self._closed:
+                    raise trio.ClosedResourceError("this uTP stream was closed")
+                if conn.readable:
+                    data = conn.read(max_bytes if max_bytes is not None else 65536)
+                    if conn.wants_ack:
+                        self._sock._touch(self._entry)
+                    await trio.lowlevel.cancel_shielded_checkpoint()
+                    return data
+                if conn.at_eof:
+                    await trio.lowlevel.cancel_shielded_checkpoint()
+                    return b""
+                self._check_error()
+                if conn.state is State.CLOSED:
+                    return b""
+                ev = trio.Event()
+                self._entry.read_waiter = ev
+                await ev.wait()
+        finally:
+            self._receiving = False
+
+    async def aclose(self) -> None:
+        """Close the stream: queued bytes and a FIN still go out; unread incoming bytes are dropped."""
+        if not self._closed:
+            self._closed = True
+            self._sock._stream_closed(self._entry)
+            self._sock._wake_all(self._entry)
+        await trio.lowlevel.checkpoint()
+
+
+def _make_udp_socket(
+    local: SocketAddress, recv_buffer: int | None, send_buffer: int | None
+) -> stdsocket.socket:
+    family = stdsocket.AF_INET6 if ":" in local[0] else stdsocket.AF_INET
+    sock = stdsocket.socket(family, stdsocket.SOCK_DGRAM)
+    try:
+        sock.setblocking(False)
+        if recv_buffer:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(stdsocket.SOL_SOCKET, stdsocket.SO_RCVBUF, recv_buffer)
+        if send_buffer:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(stdsocket.SOL_SOCKET, stdsocket.SO_SNDBUF, send_buffer)
+        sock.bind(local)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def window_for_socket_buffer(rcvbuf: int, payload_size: int) -> int:
+    """The receive window a UDP socket buffer of ``rcvbuf`` bytes (as getsockopt reports it) can
+    absorb without drops: the kernel charges each datagram its full buffer ("truesize"), about
+    twice a 1.4 kB payload on Linux, so a sender must never have more than that in flight."""
+    per_packet = max(2 * (payload_size + 48), 2304)
+    return max(4 * payload_size, (rcvbuf // per_packet) * payload_size * 3 // 4)
+
+
+@contextlib.asynccontextmanager
+async def open_utp_socket(
+    local_address: SocketAddress = ("127.0.0.1", 0),
+    *,
+    endpoint: DatagramEndpoint | None = None,
+    config: UtpConfig | None = None,
+    accept_incoming: bool = True,
+    backlog: int = 64,
+    max_connections: int = 1024,
+    recv_buffer: int | None = DEFAULT_SOCKET_BUFFER,
+    send_buffer: int | None = DEFAULT_SOCKET_BUFFER,
+    rng: random.Random | None = None,
+) -> AsyncIterator[UtpSocket]:
+    """A running :class:`UtpSocket`; every connection is reset and the socket closed on exit.
+
+    Without ``endpoint`` it binds its own UDP socket at ``local_address`` with SO_RCVBUF and
+    SO_SNDBUF raised to ``recv_buffer``/``send_buffer`` (None: leave the OS default) and caps
+    the receive window at what that buffer holds, so a fast sender cannot overrun it. With
+    ``endpoint`` (a session's shared UDP socket) the caller routes uTP datagrams to
+    :meth:`UtpSocket.datagram_received`.
+    """
+    cfg = config or UtpConfig()
+    raw: stdsocket.socket | None = None
+    if endpoint is None:
+        raw = _make_udp_socket(local_address, recv_buffer, send_buffer)
+        actual = raw.getsockopt(stdsocket.SOL_SOCKET, stdsocket.SO_RCVBUF)
+        cap = window_for_socket_buffer(actual, cfg.payload_size)
+        if cap < cfg.recv_buffer_size:
+            cfg = attrs.evolve(cfg, recv_buffer_size=cap)
+        endpoint = _UdpEndpoint(raw)
+    sock = UtpSocket(
+        endpoint,
+        config=cfg,
+        accept_incoming=accept_incoming,
+        backlog=backlog,
+        max_connections=max_connections,
+        rng=rng,
+    )
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(sock._service)
+            if raw is not None:
+                await nursery.start(sock._recv_loop)
+            try:
+                yield sock
+            finally:
+                with trio.CancelScope(shield=True):
+                    await sock._shutdown()
+                nursery.cancel_scope.cancel()
+    finally:
+        if raw is not None:
+            raw.close()

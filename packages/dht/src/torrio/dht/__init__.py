@@ -1,5 +1,88 @@
-"""torrio-dht: Mainline DHT node (BEP 5, 32, 42, 43, 44, 51), usable with no torrent at all."""
+"""torrio-dht: a Mainline DHT node (BEP 5, 32, 42, 43, 44, 51), usable with no torrent at all.
+
+    from torrio import dht
+
+    async with dht.open_node(port=6881, bootstrap=[("router.bittorrent.com", 6881)]) as node:
+        room = dht.key_for("my chat room")
+        await node.announce(room, port=9000)
+        async for peer in node.get_peers(room):
+            print(peer)
+
+The sans-I/O core (:class:`DhtProtocol`, :class:`RoutingTable`, :class:`Lookup`, the KRPC codec)
+imports no trio; :func:`open_node` is the trio shell around it.
+"""
+
+from ._errors import DhtError, ItemError, KrpcError, RemoteError
+from ._items import (
+    MAX_ITEM_SIZE,
+    Item,
+    SigningKey,
+    immutable_target,
+    mutable_target,
+    signature_payload,
+    verify_signature,
+)
+from ._krpc import ErrorReply, Message, Query, Response, decode_message, encode_message
+from ._lookup import Lookup
+from ._node import DEFAULT_BOOTSTRAP, Node, PeerStream, PutResult, key_for, load_state, open_node
+from ._node_id import crc32c, is_valid_node_id, node_id_for_ip
+from ._protocol import (
+    DhtConfig,
+    DhtProtocol,
+    DhtStatistics,
+    Event,
+    ItemFound,
+    LookupDone,
+    PeersFound,
+    SamplesFound,
+)
+from ._routing_table import NodeState, RoutingTable, RoutingTableStatistics
+from ._storage import ItemStore, PeerStore, RateLimiter, TokenManager
 
 __version__ = "0.1.0"
 
-__all__: list[str] = []
+__all__ = [
+    "DEFAULT_BOOTSTRAP",
+    "MAX_ITEM_SIZE",
+    "DhtConfig",
+    "DhtError",
+    "DhtProtocol",
+    "DhtStatistics",
+    "ErrorReply",
+    "Event",
+    "Item",
+    "ItemError",
+    "ItemFound",
+    "ItemStore",
+    "KrpcError",
+    "Lookup",
+    "LookupDone",
+    "Message",
+    "Node",
+    "NodeState",
+    "PeerStore",
+    "PeerStream",
+    "PeersFound",
+    "PutResult",
+    "Query",
+    "RateLimiter",
+    "RemoteError",
+    "Response",
+    "RoutingTable",
+    "RoutingTableStatistics",
+    "SamplesFound",
+    "SigningKey",
+    "TokenManager",
+    "crc32c",
+    "decode_message",
+    "encode_message",
+    "immutable_target",
+    "is_valid_node_id",
+    "key_for",
+    "load_state",
+    "mutable_target",
+    "node_id_for_ip",
+    "open_node",
+    "signature_payload",
+    "verify_signature",
+]

@@ -201,7 +201,7 @@ def ts_diff(a: int, b: int) -> int:
 
 def sack_bits(mask: bytes) -> list[int]:
     """Offsets ``i`` (packet ``ack_nr + 2 + i``) whose bit is set in a SACK mask."""
-    out = []
+    out: list[int] = []
     for byte_index, byte in enumerate(mask):
         if byte:
             base = byte_index * 8

@@ -1,0 +1,153 @@
+"""Run the HTTP and UDP tracker: ``serve_tracker`` for a nursery, ``open_tracker_server`` for tests."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+from collections.abc import AsyncIterator, Sequence
+
+import attrs
+import trio
+from hypercorn.config import Config
+from hypercorn.trio import serve as hypercorn_serve
+
+from torrio.core import SocketAddress
+from torrio.tracker import bind_udp_socket
+
+from ._http_app import TrackerApp
+from ._memory_store import MemoryStore
+from ._store import Store
+from ._tracker import Tracker, TrackerConfig
+from ._udp_server import ConnectionIds, serve_udp
+
+
+@attrs.frozen
+class ServerAddresses:
+    """Where a running tracker listens."""
+
+    http: tuple[SocketAddress, ...]
+    udp: tuple[SocketAddress, ...]
+
+    @staticmethod
+    def _fmt(addr: SocketAddress) -> str:
+        host = addr[0]
+        if host in ("0.0.0.0", "::"):
+            host = "127.0.0.1" if host == "0.0.0.0" else "::1"
+        return f"[{host}]:{addr[1]}" if ":" in host else f"{host}:{addr[1]}"
+
+    @property
+    def http_url(self) -> str:
+        """The announce URL of the first HTTP listener."""
+        return f"http://{self._fmt(self.http[0])}/announce"
+
+    @property
+    def udp_url(self) -> str:
+        """The announce URL of the first UDP listener."""
+        return f"udp://{self._fmt(self.udp[0])}/announce"
+
+
+def _bind_string(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _parse_bind(text: str) -> SocketAddress:
+    rest = text.split("://", 1)[-1]
+    host, _, port = rest.rpartition(":")
+    return (host.strip("[]"), int(port))
+
+
+async def _purge_forever(tracker: Tracker, every: float) -> None:
+    while True:
+        await trio.sleep(every)
+        await tracker.purge()
+
+
+async def serve_tracker(
+    tracker: Tracker,
+    *,
+    hosts: Sequence[str] = ("127.0.0.1",),
+    http_port: int | None = 0,
+    udp_port: int | None = 0,
+    task_status: trio.TaskStatus[ServerAddresses] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve HTTP (hypercorn, trio worker) and UDP on each of ``hosts`` until cancelled.
+
+    ``http_port``/``udp_port`` None disables that transport; 0 picks a free port. Starts with the
+    bound :class:`ServerAddresses`.
+    """
+    async with trio.open_nursery() as nursery:
+        udp_addrs: list[SocketAddress] = []
+        http_addrs: list[SocketAddress] = []
+        if udp_port is not None:
+            ids = ConnectionIds()
+            for host in hosts:
+                sock = await bind_udp_socket(host, udp_port)
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+                name = sock.getsockname()
+                udp_addrs.append((str(name[0]), int(name[1])))
+                nursery.start_soon(_serve_udp_closing, tracker, sock, ids)
+        if http_port is not None:
+            config = Config()
+            config.bind = [_bind_string(h, http_port) for h in hosts]
+            config.accesslog = None
+            config.loglevel = "WARNING"
+            config.keep_alive_timeout = 30
+            binds = await nursery.start(hypercorn_serve, TrackerApp(tracker), config)
+            http_addrs = [_parse_bind(b) for b in binds]
+        nursery.start_soon(_purge_forever, tracker, max(1.0, min(tracker.config.ttl / 4, 300.0)))
+        task_status.started(ServerAddresses(tuple(http_addrs), tuple(udp_addrs)))
+
+
+async def _serve_udp_closing(
+    tracker: Tracker, sock: trio.socket.SocketType, ids: ConnectionIds
+) -> None:
+    with sock:
+        await serve_udp(tracker, sock, ids=ids)
+
+
+@attrs.frozen
+class RunningTracker:
+    """A tracker serving in the background of an ``open_tracker_server`` block."""
+
+    tracker: Tracker
+    addresses: ServerAddresses
+
+    @property
+    def http_url(self) -> str:
+        """``http://HOST:PORT/announce``."""
+        return self.addresses.http_url
+
+    @property
+    def udp_url(self) -> str:
+        """``udp://HOST:PORT/announce``."""
+        return self.addresses.udp_url
+
+
+@contextlib.asynccontextmanager
+async def open_tracker_server(
+    store: Store | None = None,
+    config: TrackerConfig | None = None,
+    *,
+    hosts: Sequence[str] = ("127.0.0.1",),
+    http_port: int | None = 0,
+    udp_port: int | None = 0,
+) -> AsyncIterator[RunningTracker]:
+    """A tracker serving for the duration of the block (the store is not closed here)."""
+    logging.getLogger("hypercorn.error").setLevel(logging.WARNING)
+    tracker = Tracker(store or MemoryStore(), config)
+    async with trio.open_nursery() as nursery:
+        addresses = await nursery.start(
+            lambda task_status: serve_tracker(
+                tracker,
+                hosts=hosts,
+                http_port=http_port,
+                udp_port=udp_port,
+                task_status=task_status,
+            )
+        )
+        try:
+            yield RunningTracker(tracker, addresses)
+        finally:
+            nursery.cancel_scope.cancel()

@@ -1,0 +1,126 @@
+"""The UDP tracker (BEP 15) on its own socket.
+
+Connection ids are stateless: a keyed BLAKE2b of the client address and the current minute, so
+an id is valid for 1-2 minutes and the server keeps no per-client table a flood could grow.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import struct
+
+import trio
+
+from torrio.core import SocketAddress
+from torrio.tracker import (
+    ConnectRequest,
+    ConnectResponse,
+    ScrapeEntry,
+    TrackerError,
+    UdpAnnounce,
+    UdpAnnounceReply,
+    UdpError,
+    UdpScrape,
+    UdpScrapeReply,
+    decode_request,
+    encode_response,
+    parse_ip,
+)
+
+from ._tracker import Tracker
+
+_Q = struct.Struct("!Q")
+_TID = struct.Struct("!I")
+
+
+class ConnectionIds:
+    """Issue and check BEP 15 connection ids without state (keyed hash of address and minute)."""
+
+    def __init__(self, secret: bytes | None = None, lifetime: float = 60.0) -> None:
+        self._secret = secret or os.urandom(32)
+        self.lifetime = lifetime
+
+    def _make(self, host: str, port: int, epoch: int) -> int:
+        h = hashlib.blake2b(f"{host}|{port}|{epoch}".encode(), key=self._secret, digest_size=8)
+        return int(_Q.unpack(h.digest())[0])
+
+    def issue(self, addr: SocketAddress, now: float) -> int:
+        """A connection id for ``addr``."""
+        return self._make(addr[0], addr[1], int(now // self.lifetime))
+
+    def check(self, conn_id: int, addr: SocketAddress, now: float) -> bool:
+        """True if ``conn_id`` was issued to ``addr`` in this or the previous period."""
+        epoch = int(now // self.lifetime)
+        return conn_id in (
+            self._make(addr[0], addr[1], epoch),
+            self._make(addr[0], addr[1], epoch - 1),
+        )
+
+
+async def handle_datagram(
+    tracker: Tracker, ids: ConnectionIds, data: memoryview, addr: SocketAddress
+) -> bytes | None:
+    """The reply to one datagram (None: drop it silently)."""
+    try:
+        msg = decode_request(data)
+    except TrackerError as exc:
+        if len(data) >= 16:
+            return encode_response(UdpError(_TID.unpack_from(data, 12)[0], exc.message))
+        return None
+    now = tracker.clock()
+    if isinstance(msg, ConnectRequest):
+        return encode_response(ConnectResponse(msg.transaction_id, ids.issue(addr, now)))
+    if not ids.check(msg.connection_id, addr, now):
+        return encode_response(UdpError(msg.transaction_id, "invalid connection id"))
+    try:
+        if isinstance(msg, UdpAnnounce):
+            source = parse_ip(addr[0])
+            resp = await tracker.announce(msg.request, source, family=source.version)
+            return encode_response(
+                UdpAnnounceReply(
+                    msg.transaction_id,
+                    resp.interval,
+                    resp.incomplete or 0,
+                    resp.complete or 0,
+                    resp.peers,
+                )
+            )
+        assert isinstance(msg, UdpScrape)
+        scraped = await tracker.scrape(msg.info_hashes)
+        entries = tuple(scraped.files.get(h) for h in msg.info_hashes)
+        zero = ScrapeEntry(0, 0, 0)
+        return encode_response(
+            UdpScrapeReply(msg.transaction_id, tuple(e or zero for e in entries))
+        )
+    except TrackerError as exc:
+        return encode_response(UdpError(msg.transaction_id, exc.message))
+
+
+async def serve_udp(
+    tracker: Tracker,
+    sock: trio.socket.SocketType,
+    *,
+    ids: ConnectionIds | None = None,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Answer BEP 15 requests arriving on ``sock`` until cancelled (one at a time, in order)."""
+    ids = ids or ConnectionIds()
+    buf = bytearray(2048)
+    view = memoryview(buf)
+    mapped = sock.family == trio.socket.AF_INET6
+    task_status.started()
+    while True:
+        try:
+            n, raw = await sock.recvfrom_into(buf)
+        except ConnectionResetError:
+            continue
+        host = str(raw[0])
+        if mapped and host.startswith("::ffff:") and "." in host:
+            host = host[7:]
+        addr = (host, int(raw[1]))
+        reply = await handle_datagram(tracker, ids, view[:n], addr)
+        if reply is not None:
+            with contextlib.suppress(OSError):  # the peer's socket is gone: nothing to do
+                await sock.sendto(reply, raw)

@@ -73,6 +73,15 @@ from ._messages import (
     encode,
     encode_many,
 )
+from ._peer_connection import (
+    IDLE_TIMEOUT,
+    KEEPALIVE_INTERVAL,
+    PeerConnection,
+    PeerConnectionClosed,
+    PeerConnectionStatistics,
+    open_peer_connection,
+)
+from ._rate import RateMeter
 
 __version__ = "0.1.0"
 
@@ -82,6 +91,8 @@ __all__ = [
     "DEFAULT_MAX_EXTENDED_SIZE",
     "DEFAULT_MAX_HASHES_SIZE",
     "DEFAULT_MAX_METADATA_SIZE",
+    "IDLE_TIMEOUT",
+    "KEEPALIVE_INTERVAL",
     "LT_DONTHAVE",
     "METADATA_PIECE_SIZE",
     "NEED_DATA",
@@ -115,7 +126,11 @@ __all__ = [
     "NotInterested",
     "PexFlags",
     "PexPeer",
+    "PeerConnection",
+    "PeerConnectionClosed",
+    "PeerConnectionStatistics",
     "PexState",
+    "RateMeter",
     "Piece",
     "Port",
     "Reject",
@@ -139,5 +154,6 @@ __all__ = [
     "encode",
     "encode_many",
     "metadata_piece_count",
+    "open_peer_connection",
     "pex_flags_for",
 ]

@@ -5,9 +5,12 @@ bounded), ``Layout`` maps pieces to file extents, the merkle helpers check BEP 5
 Parsing and layout are pure (no I/O, no threads); building and verifying read files.
 """
 
+from ._builder import JUNK_NAMES, SourceFile, TorrentBuilder, auto_piece_length
 from ._errors import MetainfoError
+from ._hashing import Cancelled, CancelToken, ProgressCallback
 from ._layout import Extent, FileEntry, Layout
 from ._limits import DEFAULT_LIMITS, Limits
+from ._magnet import Magnet
 from ._merkle import (
     BLOCK_SIZE,
     block_hashes,
@@ -21,10 +24,22 @@ from ._merkle import (
 )
 from ._paths import sanitize_component, sanitize_path
 from ._torrent import Torrent, piece_hash_v2
+from ._verify import FileStatus, VerifyResult, verify
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "JUNK_NAMES",
+    "SourceFile",
+    "TorrentBuilder",
+    "auto_piece_length",
+    "CancelToken",
+    "Cancelled",
+    "ProgressCallback",
+    "Magnet",
+    "FileStatus",
+    "VerifyResult",
+    "verify",
     "BLOCK_SIZE",
     "DEFAULT_LIMITS",
     "Extent",

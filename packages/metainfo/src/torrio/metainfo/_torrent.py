@@ -14,7 +14,7 @@ from typing import Any
 
 import attrs
 
-from torrio.bencode import BencodeError, decode, raw_value
+from torrio.bencode import BencodeError, decode, encode, raw_value
 from torrio.core import InfoHash
 
 from ._errors import MetainfoError
@@ -295,6 +295,7 @@ class Torrent:
     created_by: str | None = None
     creation_date: int | None = None
     source: str | None = None
+    data: bytes = b""
 
     def __repr__(self) -> str:
         return f"Torrent({self.name!r}, {self.info_hash!r}, {self.version})"
@@ -365,7 +366,7 @@ class Torrent:
             raise MetainfoError("top level is not a dict", "torrent")
         if info_bytes is None:
             raise MetainfoError("missing", "info")
-        return cls._parse(top, info_bytes, limits)
+        return cls._parse(top, info_bytes, limits, data)
 
     @classmethod
     def from_info_bytes(
@@ -385,14 +386,23 @@ class Torrent:
             info = decode(info_bytes, strict=False, max_depth=limits.max_depth)
         except BencodeError as exc:
             raise MetainfoError(f"not valid bencode ({exc})", "info") from exc
-        top: dict[bytes, Any] = {b"info": info}
-        if piece_layers is not None:
-            top[b"piece layers"] = dict(piece_layers)
-        t = cls._parse(top, info_bytes, limits)
-        return attrs.evolve(t, trackers=trackers, web_seeds=web_seeds)
+        outer: dict[bytes, Any] = {}
+        if piece_layers:
+            outer[b"piece layers"] = dict(piece_layers)
+        tiers = [[u.encode() for u in t] for t in trackers if t]
+        if tiers:
+            outer[b"announce"] = tiers[0][0]
+            outer[b"announce-list"] = tiers
+        if web_seeds:
+            outer[b"url-list"] = [u.encode() for u in web_seeds]
+        data = assemble(outer, info_bytes)
+        outer[b"info"] = info
+        return cls._parse(outer, info_bytes, limits, data)
 
     @classmethod
-    def _parse(cls, top: dict[bytes, Any], info_bytes: bytes, limits: Limits) -> Torrent:
+    def _parse(
+        cls, top: dict[bytes, Any], info_bytes: bytes, limits: Limits, data: bytes
+    ) -> Torrent:
         info = top.get(b"info")
         if not isinstance(info, dict):
             raise MetainfoError("must be a dict", "info")
@@ -508,7 +518,12 @@ class Torrent:
             created_by=_opt_text(top, b"created by"),
             creation_date=cd if isinstance(cd, int) and not isinstance(cd, bool) else None,
             source=_opt_text(info, b"source"),
+            data=data,
         )
+
+    def to_bytes(self) -> bytes:
+        """The .torrent file's bytes (exactly as parsed)."""
+        return self.data
 
     def iter_data_files(self) -> Iterator[tuple[int, FileEntry]]:
         """``(index, file)`` for every file that lives on disk (not pads, not symlinks)."""
@@ -546,6 +561,13 @@ def _match_hybrid(
                 f"file {'/'.join(f.path)!r} is not aligned to a piece boundary", "files"
             )
         files[i] = attrs.evolve(f, pieces_root=rf.pieces_root)
+
+
+def assemble(outer: Mapping[bytes, Any], info_bytes: bytes) -> bytes:
+    """Bencode a torrent's top-level dict ``outer`` with ``info_bytes`` spliced in verbatim."""
+    marker = b"\x00torrio-info-placeholder\x00"
+    body = encode({**outer, b"info": marker})
+    return body.replace(b"%d:%s" % (len(marker), marker), info_bytes, 1)
 
 
 def piece_hash_v2(torrent: Torrent, piece_index: int) -> bytes:

@@ -232,40 +232,40 @@ class Picker:
         self._slot[p] = -1
         self._level_count[pr] -= 1
 
-    def _inc(self, p: int) -> None:
-        a = self._avail[p]
-        self._avail[p] = a + 1
-        s = self._slot[p]
-        if s >= 0:
-            lvl = self._buckets[self._prio[p]]
-            lst = lvl[a]
-            last = lst.pop()
-            if last != p:
-                lst[s] = last
-                self._slot[last] = s
-            if len(lvl) == a + 1:
-                lvl.append([])
-            nxt = lvl[a + 1]
-            self._slot[p] = len(nxt)
-            nxt.append(p)
-
-    def _dec(self, p: int) -> None:
-        a = self._avail[p]
-        self._avail[p] = a - 1
-        s = self._slot[p]
-        if s >= 0:
-            pr = self._prio[p]
-            lvl = self._buckets[pr]
-            lst = lvl[a]
-            last = lst.pop()
-            if last != p:
-                lst[s] = last
-                self._slot[last] = s
-            nxt = lvl[a - 1]
-            self._slot[p] = len(nxt)
-            nxt.append(p)
-            if a - 1 < self._lowest[pr]:
-                self._lowest[pr] = a - 1
+    def _bulk(self, data: bytes | bytearray, delta: int) -> None:
+        """Add ``delta`` (+1/-1) to the availability of every piece set in ``data``: the
+        inc/dec loop inlined, since a bitfield touches up to every piece."""
+        avail = self._avail
+        slot = self._slot
+        prio = self._prio
+        buckets = self._buckets
+        lowest = self._lowest
+        bits_of = _BITS_OF
+        for byte_index, b in enumerate(data):
+            if not b:
+                continue
+            base = byte_index << 3
+            for j in bits_of[b]:
+                p = base + j
+                a = avail[p]
+                avail[p] = na = a + delta
+                s = slot[p]
+                if s < 0:
+                    continue
+                pr = prio[p]
+                lvl = buckets[pr]
+                lst = lvl[a]
+                last = lst.pop()
+                if last != p:
+                    lst[s] = last
+                    slot[last] = s
+                if len(lvl) == na:
+                    lvl.append([])
+                nxt = lvl[na]
+                slot[p] = len(nxt)
+                nxt.append(p)
+                if na < lowest[pr]:
+                    lowest[pr] = na
 
     def _start(self, p: int, speed: SpeedClass | None) -> _Partial:
         if self._slot[p] >= 0:
@@ -384,12 +384,7 @@ class Picker:
             self._seeds -= 1
             st.seed = False
         elif st.count:
-            dec = self._dec
-            for byte_index, b in enumerate(st.bits):
-                if b:
-                    base = byte_index << 3
-                    for j in _BITS_OF[b]:
-                        dec(base + j)
+            self._bulk(st.bits, -1)
             st.bits = bytearray(self._nbytes)
         st.count = 0
         st.sparse = set()
@@ -417,7 +412,7 @@ class Picker:
                 st.sparse = None
             else:
                 sp.add(piece)
-        # inline _inc: the hottest path of all
+        # the hottest path of all: inlined bucket move
         avail = self._avail
         a = avail[piece]
         avail[piece] = a + 1
@@ -459,15 +454,11 @@ class Picker:
         st.bits = bytearray(data)
         st.count = count
         st.sparse = set() if count <= self._sparse_limit else None
-        inc = self._inc
-        sp = st.sparse
-        for byte_index, b in enumerate(data):
-            if b:
-                base = byte_index << 3
-                for j in _BITS_OF[b]:
-                    inc(base + j)
-                    if sp is not None:
-                        sp.add(base + j)
+        if st.sparse is not None:
+            st.sparse.update(
+                (i << 3) + j for i, b in enumerate(data) if b for j in _BITS_OF[b]
+            )
+        self._bulk(data, 1)
 
     def peer_has_all(self, peer: Hashable) -> None:
         """HAVE ALL (BEP 6): the peer is a seed."""

@@ -620,7 +620,7 @@ class UtpConnection:
             self.rtt.sample(sample_rtt)
         if acked:
             delay = pkt.timestamp_diff_us
-            self.cc.on_ack(acked, delay if delay else None, now, self._window_full)
+            self.cc.on_ack(acked, delay if delay else None, now, self._window_full, self.rtt.srtt)
 
     def _on_sack(self, ack: int, mask: bytes, now: float) -> int:
         infl = self._inflight

@@ -98,9 +98,16 @@ class Ledbat:
     """The congestion window in bytes, driven by queuing delay against a target.
 
     Slow start (window grows by the bytes acked) lasts until the first delay signal (queuing delay
-    above half the target) or the first loss. After that each ACK moves the window by
-    ``gain * max_ramp_up * off_target * acked / cwnd`` bytes, so at most ``max_ramp_up`` bytes
-    per round trip. A loss halves the window, at most once per window of data.
+    above half the target) or the first loss. After that, below the target each ACK grows the
+    window by ``gain * max_ramp_up * off_target * acked / cwnd`` bytes (at most ``max_ramp_up``
+    bytes per round trip); above it the window shrinks in proportion to itself (LEDBAT++'s
+    multiplicative decrease, at most half per round trip). A loss halves the window.
+
+    A flow that arrives while others keep a standing queue mistakes that queue for base delay
+    and would starve them (RFC 6817's latecomer problem). As LEDBAT++ proposes, the window
+    periodically drops to two packets for two round trips so the queue drains and every flow
+    re-learns the true base delay; it happens only while a queue is measured, so an idle or
+    uncongested path (loopback) never pays for it.
     """
 
     min_cwnd: int
@@ -113,26 +120,64 @@ class Ledbat:
     ssthresh: float = float("inf")
     history: DelayHistory = attrs.field(factory=DelayHistory)
     last_delay_us: int = 0
+    slowdowns: int = 0
+    _next_slowdown: float | None = None
+    _slowdown_until: float | None = None
+    _slowdown_len: float = 0.0
 
-    def on_ack(self, acked: int, delay_sample: int | None, now: float, window_full: bool) -> None:
+    def on_ack(
+        self,
+        acked: int,
+        delay_sample: int | None,
+        now: float,
+        window_full: bool,
+        rtt: float | None = None,
+    ) -> None:
         """``acked`` new bytes were acknowledged; ``delay_sample`` is the peer's timestamp diff."""
         if acked <= 0:
             return
         off_target = 1.0
+        qd = 0
         if delay_sample is not None:
             qd = self.history.add(delay_sample, now)
             self.last_delay_us = qd
             off_target = (self.target_us - qd) / self.target_us
-            if self.slow_start and qd > self.target_us // 2:
-                self.slow_start = False
-        if not window_full and off_target > 0:
-            return  # not limited by the window: growing it would only build a burst
-        if self.slow_start:
-            self.cwnd += acked
-            if self.cwnd >= self.ssthresh:
-                self.slow_start = False
+        if self._slowdown_until is not None:
+            if now < self._slowdown_until:
+                return
+            self._slowdown_until = None
+            self.slow_start = True
+            self._next_slowdown = now + 9 * self._slowdown_len
+        rtt = rtt or 0.0
+        if (
+            self._next_slowdown is not None
+            and now >= self._next_slowdown
+            and qd * 4 > self.target_us
+            and not self.slow_start
+        ):
+            self.slowdowns += 1
+            self.ssthresh = self.cwnd
+            self.cwnd = float(2 * self.min_cwnd)
+            self._slowdown_len = max(2 * rtt, 0.01)
+            self._slowdown_until = now + self._slowdown_len
+            self._next_slowdown = None
+            return
+        if self.slow_start and qd > self.target_us // 2:
+            self.slow_start = False
+            if self._next_slowdown is None:
+                self._next_slowdown = now + 2 * rtt
+        if off_target >= 0:
+            if not window_full:
+                return  # not limited by the window: growing it would only build a burst
+            if self.slow_start:
+                self.cwnd += acked
+                if self.cwnd >= self.ssthresh:
+                    self.slow_start = False
+            else:
+                self.cwnd += self.gain * self.max_ramp_up * off_target * acked / self.cwnd
         else:
-            self.cwnd += self.gain * self.max_ramp_up * off_target * acked / self.cwnd
+            self.slow_start = False
+            self.cwnd -= min(0.5, -off_target) * acked
         self.cwnd = min(max(self.cwnd, self.min_cwnd), self.max_cwnd)
 
     def on_loss(self) -> None:
@@ -140,9 +185,12 @@ class Ledbat:
         self.cwnd = max(self.cwnd / 2, self.min_cwnd)
         self.ssthresh = self.cwnd
         self.slow_start = False
+        if self._next_slowdown is None:
+            self._next_slowdown = 0.0
 
     def on_timeout(self) -> None:
         """The retransmission timer fired: back to one packet, slow start up to half the old."""
         self.ssthresh = max(self.cwnd / 2, self.min_cwnd)
         self.cwnd = self.min_cwnd
         self.slow_start = True
+        self._slowdown_until = None

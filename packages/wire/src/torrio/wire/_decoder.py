@@ -78,6 +78,8 @@ _HASH = struct.Struct(">32sIIII")
 _U16 = struct.Struct(">H")
 
 _KEEP_ALIVE = KeepAlive()
+_new = object.__new__
+_set = object.__setattr__
 _BARE = {
     CHOKE: Choke(),
     UNCHOKE: Unchoke(),
@@ -237,7 +239,12 @@ class WireDecoder:
             index, begin = _PIECE_HDR.unpack_from(buf, p)
             self._check_index(index, PIECE)
             self.payload_received += length - 9
-            return Piece(index, begin, bytes(buf[p + 8 : end]))
+            # hot path: fields are already in range, skip attrs validation
+            piece = _new(Piece)
+            _set(piece, "index", index)
+            _set(piece, "begin", begin)
+            _set(piece, "block", bytes(buf[p + 8 : end]))
+            return piece
         fixed = _FIXED.get(msg_id)
         if fixed is not None and length != fixed:
             raise WireError(f"bad length {length} (want {fixed})", msg_id)

@@ -22,7 +22,7 @@ from ._connection import Event, WireConnection
 from ._decoder import NEED_DATA, WireDecoder
 from ._errors import WireError
 from ._extensions import ExtensionRegistry
-from ._messages import BLOCK_SIZE, KeepAlive, Message, Piece
+from ._messages import BLOCK_SIZE, Extended, KeepAlive, Message
 from ._rate import RateMeter
 
 #: BEP 3 practice: a keep-alive after two minutes of silence.
@@ -111,6 +111,7 @@ class PeerConnection:
         self._writer_done = trio.Event()
         self._batch = bytearray(_BATCH)
         self._payload_mark = 0
+        self._payload_in_mark = 0
 
     @property
     def registry(self) -> ExtensionRegistry:
@@ -197,32 +198,57 @@ class PeerConnection:
     async def receive(self) -> Event:
         """The next message from the peer. Raises :class:`PeerConnectionClosed` at the end,
         :class:`WireError` on a protocol violation."""
-        wire = self.wire
-        decoder = wire.decoder
+        decoder = self.wire.decoder
         while True:
-            ev = wire.next_event()
+            ev = decoder.next_event()
             if ev is not NEED_DATA:
-                if type(ev) is Piece:
-                    self._down_payload.add(len(ev.block), self._last_received)
+                if type(ev) is Extended:
+                    return self.wire._extended(ev)  # type: ignore[arg-type]
                 return ev  # type: ignore[return-value]
-            self._check_open()
-            view = decoder.get_buffer(_READ)
-            n = -1
-            try:
-                with trio.move_on_at(self._last_received + self.idle_timeout):
-                    n = await self._recv_into(view)
-            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
-                raise self._fail(PeerConnectionClosed(f"transport error: {exc}")) from exc
-            finally:
-                view.release()
-            if n < 0:
-                raise self._fail(PeerConnectionClosed("idle timeout"))
-            if n == 0:
-                raise self._fail(PeerConnectionClosed("peer closed"))
-            decoder.buffer_updated(n)
-            now = trio.current_time()
-            self._last_received = now
-            self._down.add(n, now)
+            await self._fill()
+
+    async def _fill(self) -> None:
+        self._check_open()
+        decoder = self.wire.decoder
+        view = decoder.get_buffer(_READ)
+        n = -1
+        try:
+            with trio.move_on_at(self._last_received + self.idle_timeout):
+                n = await self._recv_into(view)
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+            raise self._fail(PeerConnectionClosed(f"transport error: {exc}")) from exc
+        finally:
+            view.release()
+        if n < 0:
+            raise self._fail(PeerConnectionClosed("idle timeout"))
+        if n == 0:
+            raise self._fail(PeerConnectionClosed("peer closed"))
+        decoder.buffer_updated(n)
+        now = trio.current_time()
+        self._last_received = now
+        self._down.add(n, now)
+        # payload counted per read, not per message: the decoder has already parsed what it can
+        # only after next_event, so attribute the delta since the previous read
+        payload = decoder.payload_received
+        self._down_payload.add(payload - self._payload_in_mark, now)
+        self._payload_in_mark = payload
+
+    async def receive_batch(self, max_events: int = 1024) -> list[Event]:
+        """Every message already buffered (waiting for at least one): fewer awaits per message."""
+        decoder = self.wire.decoder
+        out: list[Event] = []
+        while True:
+            while len(out) < max_events:
+                ev = decoder.next_event()
+                if ev is NEED_DATA:
+                    break
+                if type(ev) is Extended:
+                    ev = self.wire._extended(ev)  # type: ignore[arg-type]
+                out.append(ev)  # type: ignore[arg-type]
+            if out:
+                await trio.lowlevel.checkpoint()
+                return out
+            await self._fill()
 
     def __aiter__(self) -> AsyncIterator[Event]:
         return self._iterate()

@@ -9,20 +9,41 @@ typed storage-error events.
 """
 
 from ._errors import DiskError, PathEscapeError, StorageError
+from ._events import DiskEvent, DiskStatistics, PieceVerified, StorageFailed, StorageStatistics
 from ._filesystem import Buffer, FileStat, FileSystem, split_path
+from ._manager import DiskManager, TorrentStorage, open_disk_manager
 from ._memory import MemoryFileSystem
 from ._native import NativeFileSystem
+from ._pieces import BLOCK_SIZE, PieceMap, Span, merkle_root, piece_ok
+from ._resume import ResumeData
+from ._torrent import FileLike, TorrentLike
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "BLOCK_SIZE",
     "Buffer",
     "DiskError",
+    "DiskEvent",
+    "DiskManager",
+    "DiskStatistics",
+    "FileLike",
     "FileStat",
     "FileSystem",
     "MemoryFileSystem",
     "NativeFileSystem",
     "PathEscapeError",
+    "PieceMap",
+    "PieceVerified",
+    "ResumeData",
+    "Span",
     "StorageError",
+    "StorageFailed",
+    "StorageStatistics",
+    "TorrentLike",
+    "TorrentStorage",
+    "merkle_root",
+    "open_disk_manager",
+    "piece_ok",
     "split_path",
 ]

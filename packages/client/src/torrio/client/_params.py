@@ -52,6 +52,8 @@ class AddTorrent:
     seed_mode: bool = False
     """Trust that the data is complete (each piece is hash-checked the first time it is served)."""
     paused: bool = False
+    upload_only: bool = False
+    """Never request pieces: serve what is verified (``torrio seed``)."""
     peers: tuple[PeerAddr, ...] = attrs.field(default=(), converter=_peers)
     trackers: tuple[str, ...] = attrs.field(default=(), converter=tuple)
     """Extra tracker URLs (each its own tier), after the torrent's own. Ignored for private torrents."""
@@ -72,7 +74,7 @@ class AddTorrent:
 class SessionSettings:
     """Session-wide settings (:func:`open_session` takes them as keyword arguments too)."""
 
-    listen_host: str = "127.0.0.1"
+    listen_host: str = "0.0.0.0"
     listen_port: int = 0
     encryption: str = attrs.field(default="prefer")
     max_connections: int = 200
@@ -90,6 +92,10 @@ class SessionSettings:
     peer_id_prefix: bytes = b"-TO0001-"
     announce_interval_min: float = 30.0
     user_agent: str = "torrio/0.1"
+    tracker_allow_local: bool = True
+    """Announce to trackers on loopback/private addresses at any path (off: only ``/announce``)."""
+    reraise_errors: bool = False
+    """Let an unexpected error in a torrent's task propagate (tests), instead of a TorrentError."""
 
     @encryption.validator
     def _check_encryption(self, _attr: attrs.Attribute[str], value: str) -> None:

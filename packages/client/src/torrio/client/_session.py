@@ -1,0 +1,318 @@
+"""The session: one listener, one peer id, many torrents, limits and an event stream.
+
+``async with open_session(listen_port=6881) as session`` starts the TCP listener and runs every
+torrent's tasks in the session's nursery; leaving the block saves fast-resume data of every torrent
+and closes everything.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import attrs
+import trio
+
+from torrio.core import InfoHash, PeerAddr, PeerId
+from torrio.handshake import (
+    DEFAULT_RESERVED,
+    EncryptionPolicy,
+    HandshakeError,
+    Handshaker,
+    HandshakeResult,
+    Reserved,
+)
+
+from . import _events as ev
+from ._errors import ClientError
+from ._event_hub import EventHub, EventStream
+from ._handle import TorrentHandle
+from ._lifecycle import QueueEntry, QueueLimits, assign_queue
+from ._params import AddTorrent, SessionSettings
+from ._piece_store import PieceStore, default_storage
+from ._rate_limit import TokenBucket
+from ._source import load_torrent
+from ._status import SessionStatus
+from ._torrent import TorrentRuntime
+
+RESERVED = (DEFAULT_RESERVED & ~Reserved.DHT) | Reserved.FAST | Reserved.EXTENSION_PROTOCOL
+
+
+class Session:
+    """A running BitTorrent session. Create it with :func:`open_session`."""
+
+    def __init__(self, settings: SessionSettings, nursery: trio.Nursery, trackers: Any) -> None:
+        self.settings = settings
+        self._nursery = nursery
+        self.trackers = trackers
+        self.peer_id = PeerId.generate(settings.peer_id_prefix)
+        self.hub = EventHub(settings.event_buffer)
+        self.handshaker = Handshaker(
+            self.peer_id,
+            reserved=RESERVED,
+            policy=EncryptionPolicy(settings.encryption),
+            timeout=settings.connect_timeout,
+            allow_peer=lambda hs: hs.peer_id != self.peer_id,
+        )
+        self.up_bucket = TokenBucket(rate=settings.max_upload_rate)
+        self.down_bucket = TokenBucket(rate=settings.max_download_rate)
+        self.port = 0
+        self.peer_count = 0
+        self._torrents: dict[InfoHash, TorrentRuntime] = {}
+        self._half_open = trio.Semaphore(settings.max_half_open)
+        self._listeners: list[trio.SocketListener] = []
+        self._closing = False
+
+    # -- public API -----------------------------------------------------------------------
+
+    def events(self) -> EventStream:
+        """A stream of every event from now on (create it before the actions you watch)."""
+        return self.hub.subscribe()
+
+    def torrents(self) -> list[TorrentHandle]:
+        """Handles of every torrent."""
+        return [TorrentHandle(rt) for rt in self._torrents.values()]
+
+    def find_torrent(self, info_hash: InfoHash) -> TorrentHandle | None:
+        """The handle of a torrent, if it is in the session."""
+        rt = self._torrents.get(info_hash)
+        return None if rt is None else TorrentHandle(rt)
+
+    async def add_torrent(self, params: AddTorrent) -> TorrentHandle:
+        """Add a torrent; it starts checking at once. Raises :class:`ClientError`."""
+        if self._closing:
+            raise ClientError("session is closing")
+        torrent = await load_torrent(params.source)
+        if torrent.info_hash in self._torrents:
+            raise ClientError("torrent already in the session", info_hash=torrent.info_hash.hex())
+        if params.file_priorities is not None and len(params.file_priorities) != len(torrent.files):
+            raise ClientError(f"file_priorities needs {len(torrent.files)} entries")
+        save_path = str(params.save_path)
+        factory = params.storage or default_storage
+        try:
+            fs = await trio.to_thread.run_sync(factory, save_path)
+        except OSError as exc:
+            raise ClientError(f"cannot use save path {save_path}: {exc}") from exc
+        store = PieceStore(torrent, fs, file_priorities=params.file_priorities)
+        rt = TorrentRuntime(self, torrent, params, store, params.resume_data)
+        self._torrents[torrent.info_hash] = rt
+        self.handshaker.add_torrent(torrent.info_hash)
+        self._nursery.start_soon(self._run_torrent, rt)
+        await trio.lowlevel.checkpoint()
+        return TorrentHandle(rt)
+
+    async def remove_torrent(self, handle: TorrentHandle, *, delete_files: bool = False) -> None:
+        """Remove a torrent (saving resume data first unless its files are deleted)."""
+        rt = self._torrents.pop(handle.info_hash, None)
+        if rt is None:
+            raise ClientError("torrent not in this session", info_hash=handle.info_hash.hex())
+        self.handshaker.remove_torrent(rt.info_hash)
+        await rt.pause()
+        if not delete_files:
+            await rt.save_resume()
+        rt.removed = True
+        rt._set_state_event()
+        await rt.store.close()
+        if delete_files:
+            await trio.to_thread.run_sync(self._delete_files, rt)
+        self.hub.publish(ev.TorrentRemoved(rt.info_hash))
+        self.requeue()
+
+    @staticmethod
+    def _delete_files(rt: TorrentRuntime) -> None:
+        root = Path(rt.params.save_path)
+        first = {f.path[0] for f in rt.torrent.files if not f.is_pad}
+        for name in first:
+            target = root / name
+            if target.is_dir():
+                shutil.rmtree(target, ignore_errors=True)
+            else:
+                with contextlib.suppress(OSError):
+                    target.unlink()
+        path = rt.resume_path()
+        if path is not None:
+            with contextlib.suppress(OSError):
+                path.unlink()
+
+    def set_rate_limits(self, *, download: int | None = None, upload: int | None = None) -> None:
+        """Session-wide limits in bytes/s (0 = unlimited; None leaves a limit unchanged)."""
+        now = trio.current_time()
+        if download is not None:
+            self.down_bucket.set_rate(download, now)
+        if upload is not None:
+            self.up_bucket.set_rate(upload, now)
+
+    def status(self) -> SessionStatus:
+        """A snapshot of the whole session."""
+        now = trio.current_time()
+        rts = list(self._torrents.values())
+        return SessionStatus(
+            port=self.port,
+            torrents=len(rts),
+            peers=self.peer_count,
+            download_rate=sum(rt.down.rate(now) for rt in rts),
+            upload_rate=sum(rt.up.rate(now) for rt in rts),
+            downloaded=sum(rt.down.total for rt in rts),
+            uploaded=sum(rt.up.total for rt in rts),
+        )
+
+    # -- used by torrents --------------------------------------------------------------------
+
+    def connection_room(self) -> int:
+        """How many more connections the global limit allows."""
+        return max(0, self.settings.max_connections - self.peer_count)
+
+    def is_self(self, addr: PeerAddr) -> bool:
+        """True if ``addr`` is our own listener (trackers hand us back to ourselves)."""
+        if addr.port != self.port:
+            return False
+        return (
+            addr.ip.is_loopback
+            or addr.ip.is_unspecified
+            or str(addr.ip) == (self.settings.listen_host)
+        )
+
+    def requeue(self) -> None:
+        """Apply the active-torrent limits (queued torrents wait for a slot)."""
+        s = self.settings
+        limits = QueueLimits(s.active_downloads, s.active_seeds, s.active_limit)
+        entries = [
+            QueueEntry(
+                ih,
+                rt.lifecycle.finished,
+                rt.lifecycle.checked and not rt.lifecycle.paused and rt.lifecycle.error is None,
+            )
+            for ih, rt in self._torrents.items()
+        ]
+        active = assign_queue(entries, limits)
+        for ih, rt in self._torrents.items():
+            if rt.lifecycle.checked and not rt.lifecycle.paused:
+                rt.set_queued(ih not in active)
+
+    async def dial(self, addr: PeerAddr, rt: TorrentRuntime) -> HandshakeResult:
+        """Connect to ``addr`` and complete the handshake for ``rt`` (raises on failure)."""
+        async with self._half_open:
+
+            async def connect() -> trio.abc.Stream:
+                with trio.fail_after(self.settings.connect_timeout):
+                    return await trio.open_tcp_stream(str(addr.ip), addr.port)
+
+            stream = await connect()
+            _tune(stream)
+            return await self.handshaker.initiate(
+                stream, rt.info_hash, peer=addr, reconnect=connect
+            )
+
+    async def _handle_incoming(self, stream: trio.SocketStream) -> None:
+        try:
+            host, port = stream.socket.getpeername()[:2]
+            addr = PeerAddr.from_tuple((host, port))
+        except (OSError, ValueError):
+            await trio.aclose_forcefully(stream)
+            return
+        _tune(stream)
+        try:
+            result = await self.handshaker.accept(stream, peer=addr)
+        except HandshakeError:
+            return
+        rt = self._torrents.get(result.info_hash)
+        if (
+            rt is None
+            or not rt.lifecycle.active
+            or self.peer_count >= self.settings.max_connections
+        ):
+            await trio.aclose_forcefully(result.stream)
+            return
+        await rt.add_peer(result, addr, incoming=True)
+
+    # -- running -----------------------------------------------------------------------------
+
+    async def _run_torrent(self, rt: TorrentRuntime) -> None:
+        try:
+            await rt.run()
+        except Exception as exc:  # a bug or an unexpected failure: report it, keep the session
+            rt.lifecycle.fail(f"{type(exc).__name__}: {exc}" or "error")
+            self.hub.publish(ev.TorrentError(rt.info_hash, str(exc) or type(exc).__name__))
+            rt._set_state_event()
+            if self.settings.reraise_errors:
+                raise
+
+    async def _start(self) -> None:
+        s = self.settings
+        listeners = await trio.open_tcp_listeners(s.listen_port, host=s.listen_host)
+        self._listeners = listeners
+        self.port = listeners[0].socket.getsockname()[1]
+
+        async def serve(*, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+            await trio.serve_listeners(
+                self._handle_incoming,  # type: ignore[arg-type]
+                listeners,
+                handler_nursery=self._nursery,
+                task_status=task_status,
+            )
+
+        await self._nursery.start(serve)
+        self._nursery.start_soon(self._stats_loop)
+
+    async def _stats_loop(self) -> None:
+        interval = self.settings.stats_interval
+        if interval <= 0:
+            return
+        while True:
+            await trio.sleep(interval)
+            self.hub.publish(
+                ev.StatsEvent(self.status(), tuple(rt.status() for rt in self._torrents.values()))
+            )
+
+    async def _shutdown(self) -> None:
+        self._closing = True
+        for rt in list(self._torrents.values()):
+            rt._stop_active()
+        for rt in list(self._torrents.values()):
+            with trio.move_on_after(10):
+                await rt.save_resume()
+            with trio.move_on_after(5):
+                await rt.store.close()
+        self.hub.close()
+
+
+def _tune(stream: trio.abc.Stream) -> None:
+    import socket
+
+    if isinstance(stream, trio.SocketStream):
+        with contextlib.suppress(OSError):
+            stream.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, True)
+
+
+@contextlib.asynccontextmanager
+async def open_session(
+    settings: SessionSettings | None = None, **overrides: Any
+) -> AsyncIterator[Session]:
+    """Run a session for the duration of the block.
+
+    Keyword arguments override fields of :class:`SessionSettings` (``listen_port=0``,
+    ``listen_host="127.0.0.1"``, ``encryption="require"``, ``resume_dir=...``, ...).
+    """
+    try:
+        settings = attrs.evolve(settings or SessionSettings(), **overrides)
+    except TypeError as exc:
+        raise ClientError(f"unknown session setting: {exc}") from exc
+    from torrio.tracker import open_tracker_client
+
+    async with (
+        open_tracker_client(
+            udp_host=settings.listen_host, allow_local=settings.tracker_allow_local
+        ) as trackers,
+        trio.open_nursery() as nursery,
+    ):
+        session = Session(settings, nursery, trackers)
+        await session._start()
+        try:
+            yield session
+        finally:
+            with trio.CancelScope(shield=True):
+                await session._shutdown()
+            nursery.cancel_scope.cancel()

@@ -1,0 +1,721 @@
+"""One torrent inside a session: check, connect, choke, request, verify, announce, resume.
+
+The runtime is driven by trio tasks in the session's nursery; every decision is delegated to a pure
+piece (torrio-select's Picker, the Choker, the PeerList, SmartBan, Lifecycle) so this module only
+wires events between them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from torrio.core import Bitfield, PeerAddr
+from torrio.disk import StorageError as DiskStorageError
+from torrio.handshake import HandshakeResult, Reserved
+from torrio.metainfo import Torrent
+from torrio.select import Picker, PieceLayout
+from torrio.wire import UPLOAD_ONLY, Cancel, Have, UploadOnly, allowed_fast_set
+
+from . import _events as ev
+from ._choker import ChokeCandidate, Choker
+from ._lifecycle import Lifecycle
+from ._params import AddTorrent
+from ._peer import Peer
+from ._peer_list import SOURCE_INCOMING, SOURCE_MANUAL, SOURCE_TRACKER, PeerList
+from ._piece_store import PieceStore
+from ._rate_limit import TokenBucket
+from ._rate_meter import RateMeter
+from ._smart_ban import SmartBan
+from ._status import FileStatus, PeerStatus, TorrentStatus
+
+if TYPE_CHECKING:
+    from ._session import Session
+
+TICK = 0.5
+
+
+class TorrentRuntime:
+    """The state and tasks of one torrent. Users hold a :class:`TorrentHandle` instead."""
+
+    def __init__(
+        self,
+        session: Session,
+        torrent: Torrent,
+        params: AddTorrent,
+        store: PieceStore,
+        resume: bytes | None,
+    ) -> None:
+        self.session = session
+        self.torrent = torrent
+        self.params = params
+        self.info_hash = torrent.info_hash
+        self.name = torrent.name
+        self.layout = torrent.layout
+        self.num_pieces = torrent.num_pieces
+        self.store = store
+        self._resume_in = resume
+        self.have = Bitfield(self.num_pieces)
+        n_files = len(torrent.files)
+        self.file_priorities = list(params.file_priorities or [4] * n_files)
+        if len(self.file_priorities) != n_files:
+            raise ValueError(f"file_priorities needs {n_files} entries")
+        self.piece_priority = self._piece_priorities()
+        self.picker: Picker | None = None
+        self.peers: dict[Peer, None] = {}
+        self.peer_list = PeerList()
+        self.choker = Choker(slots=params.upload_slots)
+        self.smart_ban = SmartBan()
+        self.lifecycle = Lifecycle(paused=params.paused)
+        self.up_bucket = TokenBucket(rate=params.max_upload_rate)
+        self.down_bucket = TokenBucket(rate=params.max_download_rate)
+        self.down = RateMeter()
+        self.up = RateMeter()
+        self.finished_event = trio.Event()
+        self.removed = False
+        self.seeding_since: float | None = None
+        self._nursery: trio.Nursery | None = None
+        self._active_scope: trio.CancelScope | None = None
+        self._state_changed = trio.Event()
+        self._tick_wake = trio.Event()
+        self._connect_wake = trio.Event()
+        self._announcer: Any = None
+        self._last_state = self.lifecycle.state
+        self._done_bytes = 0
+        self._connecting = 0
+        self._unverified_seed = bool(params.seed_mode)
+        self._seed_verified: set[int] = set()
+        self.wanted_length = sum(
+            self.layout.piece_size(p) for p in range(self.num_pieces) if self.piece_priority[p]
+        )
+        now = trio.current_time()
+        for addr in params.peers:
+            self.peer_list.add(addr, SOURCE_MANUAL, now)
+
+    # -- small helpers -----------------------------------------------------------------------
+
+    def _piece_priorities(self) -> list[int]:
+        prio = [0] * self.num_pieces
+        for i, f in enumerate(self.torrent.files):
+            if f.is_pad or f.length == 0:
+                continue
+            for p in self.layout.file_piece_range(i):
+                prio[p] = max(prio[p], self.file_priorities[i])
+        return prio
+
+    def piece_size(self, piece: int) -> int:
+        """Bytes in ``piece``."""
+        return self.layout.piece_size(piece)
+
+    def publish(self, event: ev.Event) -> None:
+        """Send an event to the session's subscribers."""
+        self.session.hub.publish(event)
+
+    def spawn(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Run ``fn(*args)`` in the torrent's active nursery (dropped when not active)."""
+        if self._nursery is not None:
+            self._nursery.start_soon(fn, *args)
+
+    def down_buckets(self) -> list[TokenBucket]:
+        """Download rate limits that apply (torrent, then session)."""
+        return [self.down_bucket, self.session.down_bucket]
+
+    def up_buckets(self) -> list[TokenBucket]:
+        """Upload rate limits that apply (torrent, then session)."""
+        return [self.up_bucket, self.session.up_bucket]
+
+    def upload_only_now(self) -> bool:
+        """BEP 21: we only upload (finished, or a seed-only torrent)."""
+        return self.lifecycle.finished or self.params.upload_only
+
+    def allowed_fast_for(self, peer: Peer) -> list[int]:
+        """BEP 6 allowed-fast pieces we grant ``peer`` (only ones we have)."""
+        if self.num_pieces < 50:
+            return []
+        cand = allowed_fast_set(peer.addr.ip, self.info_hash.wire, self.num_pieces, 10)
+        return [p for p in cand if self.have[p]]
+
+    def _set_state_event(self) -> None:
+        new = self.lifecycle.state
+        if new is not self._last_state:
+            self.publish(ev.TorrentStateChanged(self.info_hash, self._last_state.value, new.value))
+            self._last_state = new
+        self._state_changed.set()
+        self._state_changed = trio.Event()
+
+    # -- status --------------------------------------------------------------------------------
+
+    def status(self) -> TorrentStatus:
+        """A snapshot."""
+        now = trio.current_time()
+        dr = self.down.rate(now)
+        left = self.wanted_length - self._done_bytes
+        eta = None if dr <= 0 or left <= 0 else left / dr
+        seeds = sum(1 for p in self.peers if p.is_seed)
+        if self.peers:
+            counts = [0] * self.num_pieces
+            for p in self.peers:
+                if p.is_seed:
+                    continue
+                for i in p.bits:
+                    counts[i] += 1
+            base = min(counts) if counts else 0
+            above = sum(1 for c in counts if c > base) / max(1, self.num_pieces)
+            availability = seeds + base + above
+        else:
+            availability = 0.0
+        return TorrentStatus(
+            info_hash=self.info_hash,
+            name=self.name,
+            state=self.lifecycle.state,
+            total_length=self.torrent.total_length,
+            wanted_length=self.wanted_length,
+            done=self._done_bytes,
+            pieces=self.have.count(),
+            num_pieces=self.num_pieces,
+            download_rate=dr,
+            upload_rate=self.up.rate(now),
+            downloaded=self.down.total,
+            uploaded=self.up.total,
+            peers=len(self.peers),
+            seeds=seeds,
+            known_peers=len(self.peer_list),
+            availability=availability,
+            eta=eta,
+            error=self.lifecycle.error,
+            paused=self.lifecycle.paused,
+            finished=self.lifecycle.finished,
+        )
+
+    def peer_statuses(self) -> list[PeerStatus]:
+        """A snapshot of every connected peer."""
+        now = trio.current_time()
+        return [p.status(now) for p in self.peers]
+
+    def file_status(self) -> list[FileStatus]:
+        """Progress per file (pad files left out), counted in verified pieces."""
+        out = []
+        for i, f in enumerate(self.torrent.files):
+            if f.is_pad:
+                continue
+            done = 0
+            for p in self.layout.file_piece_range(i):
+                if self.have[p]:
+                    start = max(f.offset, self.layout.piece_offset(p))
+                    end = min(f.offset + f.length, self.layout.piece_offset(p) + self.piece_size(p))
+                    done += max(0, end - start)
+            out.append(FileStatus(i, "/".join(f.path), f.length, done, self.file_priorities[i]))
+        return out
+
+    # -- accounting (called by peers) ---------------------------------------------------------
+
+    def payload_received(self, n: int, now: float) -> None:
+        """Payload bytes arrived from a peer."""
+        self.down.add(n, now)
+
+    def payload_sent(self, n: int, now: float) -> None:
+        """Payload bytes were sent to a peer."""
+        self.up.add(n, now)
+
+    def choker_dirty(self) -> None:
+        """A peer's interest changed: run the choker soon."""
+        self._tick_wake.set()
+
+    def peer_has(self, peer: Peer, piece: int) -> None:
+        """A peer announced a piece: maybe we become interested."""
+        if not peer.am_interested and not self.have[piece] and self.piece_priority[piece]:
+            peer.update_interest()
+        self._maybe_drop_seed(peer)
+
+    def peer_bits_changed(self, peer: Peer) -> None:
+        """A peer's whole bitfield is known or replaced."""
+        peer.update_interest()
+        self._maybe_drop_seed(peer)
+
+    def _maybe_drop_seed(self, peer: Peer) -> None:
+        if self.upload_only_now() and (peer.is_seed or peer.upload_only):
+            # both sides only upload: the connection is useless
+            self.spawn(peer.close, "both are seeds")
+
+    # -- storage -------------------------------------------------------------------------------
+
+    async def write_block(self, piece: int, offset: int, data: bytes | memoryview) -> None:
+        """Hand a downloaded block to storage."""
+        try:
+            await self.store.write_block(piece, offset, data)
+        except DiskStorageError as exc:
+            await self._storage_failed(exc)
+
+    async def read_block(self, piece: int, offset: int, length: int) -> bytes | None:
+        """Read a block to upload (None if it cannot be served)."""
+        if not self.have[piece]:
+            return None
+        if self._unverified_seed and piece not in self._seed_verified:
+            ok = await self.store.verify_existing(piece)
+            if not ok:
+                self.have.clear(piece)
+                self._done_bytes -= self.piece_size(piece) if self.piece_priority[piece] else 0
+                self.publish(ev.HashFailed(self.info_hash, piece, ()))
+                return None
+            self._seed_verified.add(piece)
+        try:
+            return await self.store.read_block(piece, offset, length)
+        except DiskStorageError as exc:
+            await self._storage_failed(exc)
+            return None
+
+    async def _storage_failed(self, exc: DiskStorageError) -> None:
+        self.publish(
+            ev.StorageError(self.info_hash, str(exc), getattr(exc, "errno", None), exc.file)
+        )
+        self.lifecycle.error = None
+        if self.lifecycle.pause():
+            self.publish(ev.TorrentPaused(self.info_hash))
+            self._set_state_event()
+            self._stop_active()
+
+    async def verify_piece(self, piece: int) -> None:
+        """Every block of ``piece`` is in: hash it, then mark have (or re-download and judge)."""
+        picker = self.picker
+        try:
+            ok = await self.store.verify(piece)
+        except DiskStorageError as exc:
+            if picker is not None:
+                picker.piece_failed(piece)
+            await self._storage_failed(exc)
+            return
+        if picker is None:
+            return
+        if ok:
+            self._piece_passed(piece)
+            liars = self.smart_ban.piece_passed(piece)
+        else:
+            senders = picker.piece_failed(piece)
+            liars = self.smart_ban.piece_failed(piece)
+            addrs = tuple(sorted(p.addr for p in senders if isinstance(p, Peer)))
+            self.publish(ev.HashFailed(self.info_hash, piece, addrs))
+        for liar in liars:
+            if isinstance(liar, Peer):
+                await self.ban(liar, "sent corrupt data (smart ban)")
+
+    def _piece_passed(self, piece: int) -> None:
+        picker = self.picker
+        if not self.have.set(piece):
+            return
+        if self.piece_priority[piece]:
+            self._done_bytes += self.piece_size(piece)
+        if picker is not None:
+            for holder, r in picker.piece_passed(piece):
+                if isinstance(holder, Peer):
+                    holder.send_soon(Cancel(r.piece, r.offset, r.length))
+        self.publish(ev.PieceFinished(self.info_hash, piece))
+        for p in list(self.peers):
+            if not p.bits[piece]:
+                p.send_soon(Have(piece))  # have suppression: only to peers that lack it
+            elif p.am_interested:
+                p.update_interest()
+        if self._done_bytes >= self.wanted_length:
+            self._finished()
+
+    def _finished(self) -> None:
+        if not self.lifecycle.all_wanted_done():
+            return
+        self.seeding_since = trio.current_time()
+        self.publish(ev.TorrentFinished(self.info_hash))
+        self.finished_event.set()
+        self._set_state_event()
+        if self._announcer is not None:
+            self._announcer.completed()
+        for p in list(self.peers):
+            if p.am_interested:
+                p.update_interest()
+            if p.conn is not None and p.conn.registry.supports(UPLOAD_ONLY):
+                p.send_soon(UploadOnly(True))
+            self._maybe_drop_seed(p)
+        self.spawn(self.save_resume)
+
+    async def ban(self, peer: Peer, reason: str) -> None:
+        """Ban a peer for this torrent and drop its connection."""
+        self.peer_list.ban(peer.addr, peer.peer_id.value)
+        self.smart_ban.forget_peer(peer)
+        self.publish(ev.PeerBanned(self.info_hash, peer.addr, reason))
+        await peer.close(f"banned: {reason}")
+
+    # -- resume data --------------------------------------------------------------------------
+
+    def resume_path(self) -> Path | None:
+        """Where this torrent's fast-resume file lives (None without a resume folder)."""
+        d = self.session.settings.resume_dir
+        return None if d is None else Path(d) / f"{self.info_hash.hex()}.resume"
+
+    async def resume_data(self) -> bytes:
+        """Fast-resume data now (only pieces whose data is synced are claimed)."""
+        snapshot = self.have.copy()
+        await self.store.sync()
+        return self.store.resume_data(snapshot)
+
+    async def save_resume(self) -> bytes | None:
+        """Write fast-resume data atomically (temp file, fsync, rename); returns it."""
+        if not self.lifecycle.checked:
+            return None
+        try:
+            data = await self.resume_data()
+        except DiskStorageError:
+            return None
+        path = self.resume_path()
+        if path is None:
+            return data
+
+        def write() -> None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            with open(tmp, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+
+        with trio.CancelScope(shield=True):
+            await trio.to_thread.run_sync(write)
+        self.publish(ev.ResumeDataSaved(self.info_hash, str(path)))
+        return data
+
+    def load_resume_file(self) -> bytes | None:
+        """The saved fast-resume data, if any."""
+        path = self.resume_path()
+        if path is None:
+            return None
+        try:
+            return path.read_bytes()
+        except OSError:
+            return None
+
+    # -- control ------------------------------------------------------------------------------
+
+    def _stop_active(self) -> None:
+        if self._active_scope is not None:
+            self._active_scope.cancel()
+
+    async def pause(self) -> None:
+        """Pause: close every connection and save resume data."""
+        if self.lifecycle.pause():
+            self._stop_active()
+            self.publish(ev.TorrentPaused(self.info_hash))
+            self._set_state_event()
+        await trio.lowlevel.checkpoint()
+
+    async def resume(self) -> None:
+        """Resume after a pause or a storage error."""
+        if self.lifecycle.resume():
+            self.publish(ev.TorrentResumed(self.info_hash))
+            self._set_state_event()
+        await trio.lowlevel.checkpoint()
+
+    def set_queued(self, queued: bool) -> None:
+        """The session's queue decided (un)queueing."""
+        if self.lifecycle.queued == queued:
+            return
+        self.lifecycle.set_queued(queued)
+        if queued:
+            self._stop_active()
+        self._set_state_event()
+
+    def set_file_priorities(self, priorities: Iterable[int]) -> None:
+        """New priorities (0 = skip) per file."""
+        prios = list(priorities)
+        if len(prios) != len(self.torrent.files) or any(not 0 <= p <= 7 for p in prios):
+            raise ValueError("one priority 0..7 per file")
+        self.file_priorities = prios
+        self.piece_priority = self._piece_priorities()
+        self.wanted_length = sum(
+            self.piece_size(p) for p in range(self.num_pieces) if self.piece_priority[p]
+        )
+        self._done_bytes = sum(self.piece_size(p) for p in self.have if self.piece_priority[p])
+        if self.picker is not None:
+            self.picker.set_piece_priorities(self.piece_priority)
+        if self._done_bytes < self.wanted_length and self.lifecycle.finished:
+            self.lifecycle.wanted_more()
+            self.finished_event = trio.Event()
+            self._set_state_event()
+        for p in list(self.peers):
+            p.update_interest()
+        if self._done_bytes >= self.wanted_length:
+            self._finished()
+
+    # -- the tasks ----------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """The torrent's main task (in the session nursery) until removed."""
+        self.publish(ev.TorrentAdded(self.info_hash, self.name))
+        self.publish(ev.MetadataReceived(self.info_hash, self.name, self.torrent.total_length))
+        await self._check()
+        while not self.removed:
+            if self.lifecycle.active:
+                await self._active_phase()
+                await self.save_resume()
+            else:
+                await self._state_changed.wait()
+
+    async def _check(self) -> None:
+        resume = self._resume_in if self._resume_in is not None else self.load_resume_file()
+        try:
+            if self.params.seed_mode:
+                have = Bitfield.full(self.num_pieces)
+            else:
+                have = await self.store.check(resume)
+        except DiskStorageError as exc:
+            self.lifecycle.fail(str(exc))
+            self.publish(ev.TorrentError(self.info_hash, str(exc)))
+            self._set_state_event()
+            return
+        self.have = have
+        self._done_bytes = sum(self.piece_size(p) for p in have if self.piece_priority[p])
+        if not self.params.upload_only:
+            self.picker = Picker(
+                PieceLayout.from_sizes(self.piece_size(p) for p in range(self.num_pieces)),
+                have=have,
+            )
+            self.picker.set_piece_priorities(self.piece_priority)
+            self.picker.set_sequential(self.params.sequential)
+        finished = self._done_bytes >= self.wanted_length or self.params.upload_only
+        self.lifecycle.check_done(finished=finished)
+        self.publish(ev.TorrentChecked(self.info_hash, have.count(), self.num_pieces))
+        if finished:
+            self.seeding_since = trio.current_time()
+            self.finished_event.set()
+            if not self.params.upload_only:
+                self.publish(ev.TorrentFinished(self.info_hash))
+        self.session.requeue()
+        self._set_state_event()
+
+    async def _active_phase(self) -> None:
+        with trio.CancelScope() as scope:
+            self._active_scope = scope
+            try:
+                async with trio.open_nursery() as nursery:
+                    self._nursery = nursery
+                    nursery.start_soon(self._ticker)
+                    nursery.start_soon(self._connector)
+                    if self._tracker_tiers():
+                        nursery.start_soon(self._tracker_loop)
+            finally:
+                self._nursery = None
+                self._active_scope = None
+
+    def _tracker_tiers(self) -> list[list[str]]:
+        tiers = [list(t) for t in self.torrent.trackers]
+        if not self.torrent.private:
+            tiers += [[url] for url in self.params.trackers]
+        return [t for t in tiers if t]
+
+    async def _tracker_loop(self) -> None:
+        from torrio.tracker import (
+            Announcer,
+            AnnounceResult,
+            TrackerList,
+            TransferStats,
+        )
+
+        send, recv = trio.open_memory_channel[AnnounceResult](16)
+
+        def stats() -> TransferStats:
+            left = max(0, self.wanted_length - self._done_bytes)
+            return TransferStats(uploaded=self.up.total, downloaded=self.down.total, left=left)
+
+        announcer = Announcer(
+            self.session.trackers,
+            TrackerList(self._tracker_tiers()),
+            info_hash=self.info_hash.wire,
+            peer_id=self.session.peer_id.value,
+            port=self.session.port,
+            stats=stats,
+            results=send,
+        )
+        self._announcer = announcer
+        try:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(announcer.run)
+                if self.lifecycle.finished:
+                    announcer.completed()
+                async for result in recv:
+                    now = trio.current_time()
+                    if result.response is not None:
+                        r = result.response
+                        for addr in r.peers:
+                            self.peer_list.add(addr, SOURCE_TRACKER, now)
+                        self._connect_wake.set()
+                        self.publish(
+                            ev.TrackerReply(self.info_hash, result.url, len(r.peers), r.interval)
+                        )
+                    elif result.error is not None:
+                        self.publish(ev.TrackerError(self.info_hash, result.url, str(result.error)))
+        finally:
+            self._announcer = None
+            with trio.CancelScope(shield=True):
+                await announcer.stop(wait=2.0)
+
+    async def _connector(self) -> None:
+        while True:
+            now = trio.current_time()
+            room = self.params.max_connections - len(self.peers) - self._connecting
+            room = min(room, self.session.connection_room())
+            if room > 0 and not self.upload_only_now():
+                for addr in self.peer_list.candidates(now, room):
+                    if self.session.is_self(addr):
+                        self.peer_list.failed(addr, now)
+                        continue
+                    self._connecting += 1
+                    self.spawn(self._connect, addr)
+            elif room > 0 and self.upload_only_now():
+                # a seed dials only peers we never saw as seeds
+                for addr in self.peer_list.candidates(now, room):
+                    entry = self.peer_list.get(addr)
+                    if entry is not None and entry.seed:
+                        self.peer_list.failed(addr, now)
+                        continue
+                    self._connecting += 1
+                    self.spawn(self._connect, addr)
+            deadline = self.peer_list.next_deadline()
+            wait = 1.0 if deadline is None else max(0.05, min(1.0, deadline - now))
+            with trio.move_on_after(wait):
+                await self._connect_wake.wait()
+            self._connect_wake = trio.Event()
+
+    async def _connect(self, addr: PeerAddr) -> None:
+        try:
+            result = await self.session.dial(addr, self)
+        except Exception as exc:  # dial failures of any kind just back off that address
+            self._connecting -= 1
+            self.peer_list.failed(addr, trio.current_time())
+            del exc
+            return
+        self._connecting -= 1
+        await self.add_peer(result, addr, incoming=False)
+
+    async def add_peer(self, result: HandshakeResult, addr: PeerAddr, *, incoming: bool) -> None:
+        """Run a handshaken connection as a peer of this torrent (until it closes)."""
+        now = trio.current_time()
+        peer_id = result.peer_id
+        stream = result.stream
+        if (
+            self._nursery is None
+            or self.peer_list.is_banned(addr, peer_id.value)
+            or len(self.peers) >= self.params.max_connections
+            or any(p.peer_id == peer_id for p in self.peers)
+        ):
+            await trio.aclose_forcefully(stream)
+            if not incoming:
+                self.peer_list.failed(addr, now)
+            return
+        self.peer_list.connected(addr, SOURCE_INCOMING if incoming else SOURCE_TRACKER, now)
+        ours = self.session.handshaker.reserved
+        theirs = result.reserved
+        peer = Peer(
+            self,
+            stream,
+            addr,
+            peer_id,
+            incoming=incoming,
+            encrypted=result.encrypted,
+            fast=theirs.supports(Reserved.FAST) and ours.supports(Reserved.FAST),
+            extensions=theirs.supports(Reserved.EXTENSION_PROTOCOL)
+            and ours.supports(Reserved.EXTENSION_PROTOCOL),
+        )
+        self.peers[peer] = None
+        if self.picker is not None:
+            self.picker.add_peer(peer, now)
+        self.session.peer_count += 1
+        self.publish(
+            ev.PeerConnected(self.info_hash, addr, peer.client, incoming, result.encrypted)
+        )
+        await peer.run()
+
+    def peer_closed(self, peer: Peer) -> None:
+        """Called by a peer's task when its connection ended."""
+        if peer not in self.peers:
+            return
+        del self.peers[peer]
+        self.session.peer_count -= 1
+        if self.picker is not None:
+            self.picker.remove_peer(peer)
+        self.choker.remove(peer)
+        if not self.peer_list.is_banned(peer.addr):
+            if peer.incoming:
+                # we cannot dial an incoming peer's ephemeral port: forget it
+                entry = self.peer_list.get(peer.addr)
+                if entry is not None and entry.source == SOURCE_INCOMING:
+                    self.peer_list.failed(peer.addr, trio.current_time())
+                    self.peer_list.failed(peer.addr, trio.current_time())
+            self.peer_list.disconnected(
+                peer.addr, trio.current_time(), seed=peer.is_seed or peer.upload_only
+            )
+        self.publish(ev.PeerDisconnected(self.info_hash, peer.addr, peer.close_reason or "closed"))
+        self._tick_wake.set()
+
+    async def _ticker(self) -> None:
+        last_resume = trio.current_time()
+        while True:
+            now = trio.current_time()
+            await self._choke_round(now)
+            if self.picker is not None:
+                for e in self.picker.tick(now):
+                    p = e.peer
+                    if isinstance(p, Peer):
+                        p.send_soon(Cancel(e.request.piece, e.request.offset, e.request.length))
+                for p in list(self.peers):
+                    if p.am_interested and not p.closed:
+                        self.spawn(p.fill_requests)
+            interval = self.session.settings.resume_interval
+            if interval > 0 and now - last_resume >= interval:
+                last_resume = now
+                self.spawn(self.save_resume)
+            self._check_seed_limits(now)
+            with trio.move_on_after(TICK):
+                await self._tick_wake.wait()
+            self._tick_wake = trio.Event()
+
+    async def _choke_round(self, now: float) -> None:
+        seeding = self.lifecycle.finished
+        cands = [
+            ChokeCandidate(
+                p,
+                p.peer_interested and not (p.is_seed or p.upload_only),
+                download_rate=p.down.rate(now),
+                upload_rate=p.up.rate(now),
+                snubbed=self.picker is not None and self.picker.queueing.is_snubbed(p),
+            )
+            for p in self.peers
+            if not p.closed
+        ]
+        unchoked = self.choker.tick(now, cands, seeding=seeding)
+        for p in list(self.peers):
+            want_choke = p not in unchoked
+            if want_choke != p.am_choking:
+                self.spawn(self._set_choking, p, want_choke)
+
+    async def _set_choking(self, peer: Peer, choking: bool) -> None:
+        try:
+            await peer.set_choking(choking)
+        except Exception:
+            await peer.close("send failed")
+
+    def _check_seed_limits(self, now: float) -> None:
+        if not self.lifecycle.finished or self.seeding_since is None:
+            return
+        p = self.params
+        ratio_hit = (
+            p.ratio_limit is not None
+            and self.down.total > 0
+            and self.up.total / self.down.total >= p.ratio_limit
+        )
+        time_hit = p.seed_time_limit is not None and now - self.seeding_since >= p.seed_time_limit
+        if ratio_hit or time_hit:
+            self.spawn(self.pause)
+
+    def connection_info(self) -> tuple[int, float]:
+        """(peers, download rate) for the session's statistics."""
+        return len(self.peers), self.down.rate(trio.current_time())

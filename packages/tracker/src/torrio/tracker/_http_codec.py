@@ -61,8 +61,7 @@ def announce_url(base: str, req: AnnounceRequest) -> str:
         params.append(("event", req.event.http_name))
     if req.numwant >= 0:
         params.append(("numwant", str(req.numwant)))
-    if req.compact:
-        params.append(("compact", "1"))
+    params.append(("compact", "1" if req.compact else "0"))
     if req.no_peer_id:
         params.append(("no_peer_id", "1"))
     if req.ip:
@@ -97,7 +96,10 @@ def scrape_request_url(scrape: str, info_hashes: Iterable[bytes]) -> str:
 def _decode_dict(body: bytes) -> dict[bytes, Any]:
     try:
         value = decode(body, strict=False)
-    except BencodeError as exc:
+    except (
+        BencodeError,
+        ValueError,
+    ) as exc:  # ValueError: torrio.bencode lets int() overflow through
         raise TrackerProtocolError(f"response is not bencode: {exc}") from exc
     if not isinstance(value, dict):
         raise TrackerProtocolError("response is not a bencoded dictionary")

@@ -161,7 +161,7 @@ class Magnet:
         parts.extend("ws=" + quote(w, safe="") for w in self.web_seeds)
         for host, port in self.peers:
             h = f"[{host}]" if ":" in host else host
-            parts.append(f"x.pe={quote(h, safe='[]')}:{port}")
+            parts.append(f"x.pe={quote(h, safe='[]:')}:{port}")
         if self.select_only is not None:
             parts.append("so=" + _format_select(self.select_only))
         if self.exact_length is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import trio
 
@@ -18,7 +19,7 @@ from torrio.core import PeerAddr
 
 from ._helpers import make_torrent, tree_digest
 
-LOOP = {"listen_host": "127.0.0.1", "listen_port": 0, "reraise_errors": True}
+LOOP: dict[str, Any] = {"listen_host": "127.0.0.1", "listen_port": 0, "reraise_errors": True}
 
 
 async def test_seed_to_one_downloader(tmp_path: Path) -> None:

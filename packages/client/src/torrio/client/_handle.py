@@ -74,9 +74,7 @@ class TorrentHandle:
 
     async def wait_checked(self) -> None:
         """Wait until existing data was checked (or resume data loaded)."""
-        while not self._live().lifecycle.checked:
-            await trio.sleep(0.01)
-        await trio.lowlevel.checkpoint()
+        await self._live().checked_event.wait()
 
     async def pause(self) -> None:
         """Disconnect every peer and stop; resume data is saved."""

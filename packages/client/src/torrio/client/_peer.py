@@ -8,6 +8,7 @@ extension, BEP 10 extended handshake, BEP 21 upload-only).
 
 from __future__ import annotations
 
+import contextlib
 from collections import deque
 from typing import TYPE_CHECKING
 
@@ -310,10 +311,8 @@ class Peer:
             await self._on_request(ev)
         elif cls is Cancel:
             assert isinstance(ev, Cancel)
-            try:
+            with contextlib.suppress(ValueError):
                 self.requests.remove(Request(ev.index, ev.begin, ev.length))
-            except ValueError:
-                pass
         elif cls is Reject:
             assert isinstance(ev, Reject)
             if picker is not None:
@@ -385,9 +384,7 @@ class Peer:
         if not res.accepted:
             return
         t.smart_ban.block_received(req.piece, req.offset, self, block_digest(ev.block))
-        await t.write_block(req.piece, req.offset, ev.block)
-        if res.piece_complete:
-            t.spawn(t.verify_piece, req.piece)
+        await t.write_block(req.piece, req.offset, ev.block, self)
 
     # -- uploading ---------------------------------------------------------------------------
 

@@ -8,15 +8,14 @@ and closes everything.
 from __future__ import annotations
 
 import contextlib
-import shutil
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import attrs
 import trio
 
 from torrio.core import InfoHash, PeerAddr, PeerId
+from torrio.disk import DiskManager, open_disk_manager
 from torrio.handshake import (
     DEFAULT_RESERVED,
     EncryptionPolicy,
@@ -44,10 +43,13 @@ RESERVED = (DEFAULT_RESERVED & ~Reserved.DHT) | Reserved.FAST | Reserved.EXTENSI
 class Session:
     """A running BitTorrent session. Create it with :func:`open_session`."""
 
-    def __init__(self, settings: SessionSettings, nursery: trio.Nursery, trackers: Any) -> None:
+    def __init__(
+        self, settings: SessionSettings, nursery: trio.Nursery, trackers: Any, disk: DiskManager
+    ) -> None:
         self.settings = settings
         self._nursery = nursery
         self.trackers = trackers
+        self.disk = disk
         self.peer_id = PeerId.generate(settings.peer_id_prefix)
         self.hub = EventHub(settings.event_buffer)
         self.handshaker = Handshaker(
@@ -96,7 +98,13 @@ class Session:
             fs = await trio.to_thread.run_sync(factory, save_path)
         except OSError as exc:
             raise ClientError(f"cannot use save path {save_path}: {exc}") from exc
-        store = PieceStore(torrent, fs, file_priorities=params.file_priorities)
+        store = PieceStore(
+            self.disk,
+            torrent,
+            fs,
+            file_priorities=params.file_priorities,
+            seed_mode=params.seed_mode,
+        )
         rt = TorrentRuntime(self, torrent, params, store, params.resume_data)
         self._torrents[torrent.info_hash] = rt
         self.handshaker.add_torrent(torrent.info_hash)
@@ -115,23 +123,14 @@ class Session:
             await rt.save_resume()
         rt.removed = True
         rt._set_state_event()
-        await rt.store.close()
+        await rt.store.close(delete_files=delete_files)
         if delete_files:
-            await trio.to_thread.run_sync(self._delete_files, rt)
+            await trio.to_thread.run_sync(self._delete_resume, rt)
         self.hub.publish(ev.TorrentRemoved(rt.info_hash))
         self.requeue()
 
     @staticmethod
-    def _delete_files(rt: TorrentRuntime) -> None:
-        root = Path(rt.params.save_path)
-        first = {f.path[0] for f in rt.torrent.files if not f.is_pad}
-        for name in first:
-            target = root / name
-            if target.is_dir():
-                shutil.rmtree(target, ignore_errors=True)
-            else:
-                with contextlib.suppress(OSError):
-                    target.unlink()
+    def _delete_resume(rt: TorrentRuntime) -> None:
         path = rt.resume_path()
         if path is not None:
             with contextlib.suppress(OSError):
@@ -160,6 +159,10 @@ class Session:
         )
 
     # -- used by torrents --------------------------------------------------------------------
+
+    def spawn(self, fn: Any, *args: Any) -> None:
+        """Run a background job in the session's nursery."""
+        self._nursery.start_soon(fn, *args)
 
     def connection_room(self) -> int:
         """How many more connections the global limit allows."""
@@ -234,7 +237,7 @@ class Session:
         try:
             await rt.run()
         except Exception as exc:  # a bug or an unexpected failure: report it, keep the session
-            rt.lifecycle.fail(f"{type(exc).__name__}: {exc}" or "error")
+            rt.lifecycle.fail(f"{type(exc).__name__}: {exc}")
             self.hub.publish(ev.TorrentError(rt.info_hash, str(exc) or type(exc).__name__))
             rt._set_state_event()
             if self.settings.reraise_errors:
@@ -246,9 +249,11 @@ class Session:
         self._listeners = listeners
         self.port = listeners[0].socket.getsockname()[1]
 
-        async def serve(*, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        async def serve(
+            *, task_status: trio.TaskStatus[list[trio.SocketListener]] = trio.TASK_STATUS_IGNORED
+        ) -> None:
             await trio.serve_listeners(
-                self._handle_incoming,  # type: ignore[arg-type]
+                self._handle_incoming,
                 listeners,
                 handler_nursery=self._nursery,
                 task_status=task_status,
@@ -306,9 +311,14 @@ async def open_session(
         open_tracker_client(
             udp_host=settings.listen_host, allow_local=settings.tracker_allow_local
         ) as trackers,
+        open_disk_manager(
+            write_cache_bytes=settings.write_cache_bytes,
+            read_cache_bytes=settings.read_cache_bytes,
+            threads=settings.disk_threads,
+        ) as disk,
         trio.open_nursery() as nursery,
     ):
-        session = Session(settings, nursery, trackers)
+        session = Session(settings, nursery, trackers, disk)
         await session._start()
         try:
             yield session

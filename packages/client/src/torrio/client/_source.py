@@ -15,12 +15,12 @@ MAX_TORRENT_FILE = 64 * 1024 * 1024
 """Refuse .torrent downloads larger than this (a hostile server could stream forever)."""
 
 
-async def _fetch(url: str, timeout: float) -> bytes:
+async def _fetch(url: str, seconds: float) -> bytes:
     import httpx
 
     try:
         async with (
-            httpx.AsyncClient(follow_redirects=True, max_redirects=5, timeout=timeout) as client,
+            httpx.AsyncClient(follow_redirects=True, max_redirects=5, timeout=seconds) as client,
             client.stream("GET", url) as resp,
         ):
             if resp.status_code != 200:
@@ -35,7 +35,7 @@ async def _fetch(url: str, timeout: float) -> bytes:
         raise ClientError(f"fetching {url}: {exc}") from exc
 
 
-async def load_torrent(source: object, *, timeout: float = 30.0) -> Torrent:
+async def load_torrent(source: object, *, fetch_seconds: float = 30.0) -> Torrent:
     """A :class:`Torrent` from a Torrent, .torrent bytes, a path, or an http(s) URL."""
     if isinstance(source, Torrent):
         return source
@@ -43,7 +43,7 @@ async def load_torrent(source: object, *, timeout: float = 30.0) -> Torrent:
         if isinstance(source, bytes | bytearray | memoryview):
             return Torrent.from_bytes(bytes(source))
         if isinstance(source, str) and source.startswith(("http://", "https://")):
-            return Torrent.from_bytes(await _fetch(source, timeout))
+            return Torrent.from_bytes(await _fetch(source, fetch_seconds))
         if isinstance(source, str) and source.startswith("magnet:"):
             raise ClientError("magnet links are not supported by this session yet")
         if isinstance(source, str | os.PathLike):

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from torrio.core import Bitfield, PeerAddr
+from torrio.disk import DiskError, PieceVerified, StorageFailed
 from torrio.disk import StorageError as DiskStorageError
 from torrio.handshake import HandshakeResult, Reserved
 from torrio.metainfo import Torrent
@@ -76,6 +77,7 @@ class TorrentRuntime:
         self.down = RateMeter()
         self.up = RateMeter()
         self.finished_event = trio.Event()
+        self.checked_event = trio.Event()
         self.removed = False
         self.seeding_since: float | None = None
         self._nursery: trio.Nursery | None = None
@@ -87,8 +89,7 @@ class TorrentRuntime:
         self._last_state = self.lifecycle.state
         self._done_bytes = 0
         self._connecting = 0
-        self._unverified_seed = bool(params.seed_mode)
-        self._seed_verified: set[int] = set()
+        self._storage_error = False
         self.wanted_length = sum(
             self.layout.piece_size(p) for p in range(self.num_pieces) if self.piece_priority[p]
         )
@@ -243,60 +244,69 @@ class TorrentRuntime:
 
     # -- storage -------------------------------------------------------------------------------
 
-    async def write_block(self, piece: int, offset: int, data: bytes | memoryview) -> None:
-        """Hand a downloaded block to storage."""
+    async def write_block(
+        self, piece: int, offset: int, data: bytes | memoryview, peer: Peer
+    ) -> None:
+        """Hand a downloaded block to storage (hashing follows when the piece is complete)."""
         try:
-            await self.store.write_block(piece, offset, data)
-        except DiskStorageError as exc:
-            await self._storage_failed(exc)
+            await self.store.write_block(piece, offset, data, peer)
+        except DiskStorageError:
+            pass  # the StorageFailed event pauses the torrent
+        except DiskError:
+            pass  # a block the storage refuses (misaligned/duplicate): drop it
 
     async def read_block(self, piece: int, offset: int, length: int) -> bytes | None:
         """Read a block to upload (None if it cannot be served)."""
         if not self.have[piece]:
             return None
-        if self._unverified_seed and piece not in self._seed_verified:
-            ok = await self.store.verify_existing(piece)
-            if not ok:
-                self.have.clear(piece)
-                self._done_bytes -= self.piece_size(piece) if self.piece_priority[piece] else 0
-                self.publish(ev.HashFailed(self.info_hash, piece, ()))
-                return None
-            self._seed_verified.add(piece)
         try:
             return await self.store.read_block(piece, offset, length)
-        except DiskStorageError as exc:
-            await self._storage_failed(exc)
+        except DiskError:
+            # seed mode found the piece bad (PieceVerified(ok=False) follows), or a read failed
+            # (StorageFailed follows)
             return None
 
-    async def _storage_failed(self, exc: DiskStorageError) -> None:
+    async def _disk_events(self) -> None:
+        async for event in self.store.events():
+            if isinstance(event, PieceVerified):
+                await self._on_verified(event)
+            elif isinstance(event, StorageFailed):
+                await self._storage_failed(event)
+
+    async def _storage_failed(self, event: StorageFailed) -> None:
         self.publish(
-            ev.StorageError(self.info_hash, str(exc), getattr(exc, "errno", None), exc.file)
+            ev.StorageError(
+                self.info_hash,
+                f"{event.operation} {event.file!r}: {event.message}",
+                event.errno,
+                event.file,
+            )
         )
-        self.lifecycle.error = None
+        for piece in event.pieces_lost:
+            self._piece_lost(piece)
+        self._storage_error = True
         if self.lifecycle.pause():
             self.publish(ev.TorrentPaused(self.info_hash))
             self._set_state_event()
             self._stop_active()
 
-    async def verify_piece(self, piece: int) -> None:
-        """Every block of ``piece`` is in: hash it, then mark have (or re-download and judge)."""
+    def _piece_lost(self, piece: int) -> None:
+        if self.have.clear(piece) and self.piece_priority[piece]:
+            self._done_bytes -= self.piece_size(piece)
+
+    async def _on_verified(self, event: PieceVerified) -> None:
+        """A piece was hashed: mark have (or re-download it and find who lied)."""
+        piece = event.index
         picker = self.picker
-        try:
-            ok = await self.store.verify(piece)
-        except DiskStorageError as exc:
-            if picker is not None:
-                picker.piece_failed(piece)
-            await self._storage_failed(exc)
-            return
-        if picker is None:
-            return
-        if ok:
+        if event.ok:
             self._piece_passed(piece)
             liars = self.smart_ban.piece_passed(piece)
         else:
-            senders = picker.piece_failed(piece)
+            if picker is not None:
+                picker.piece_failed(piece)
+            self._piece_lost(piece)
             liars = self.smart_ban.piece_failed(piece)
-            addrs = tuple(sorted(p.addr for p in senders if isinstance(p, Peer)))
+            addrs = tuple(sorted(p.addr for p in event.contributors if isinstance(p, Peer)))
             self.publish(ev.HashFailed(self.info_hash, piece, addrs))
         for liar in liars:
             if isinstance(liar, Peer):
@@ -354,17 +364,15 @@ class TorrentRuntime:
 
     async def resume_data(self) -> bytes:
         """Fast-resume data now (only pieces whose data is synced are claimed)."""
-        snapshot = self.have.copy()
-        await self.store.sync()
-        return self.store.resume_data(snapshot)
+        return await self.store.resume_data()
 
     async def save_resume(self) -> bytes | None:
         """Write fast-resume data atomically (temp file, fsync, rename); returns it."""
-        if not self.lifecycle.checked:
+        if not self.lifecycle.checked or not self.store.attached:
             return None
         try:
             data = await self.resume_data()
-        except DiskStorageError:
+        except DiskError:
             return None
         path = self.resume_path()
         if path is None:
@@ -409,7 +417,16 @@ class TorrentRuntime:
         await trio.lowlevel.checkpoint()
 
     async def resume(self) -> None:
-        """Resume after a pause or a storage error."""
+        """Resume after a pause or a storage error (failed writes are retried first)."""
+        if self._storage_error and self.store.attached:
+            try:
+                lost = await self.store.retry()
+            except DiskStorageError as exc:
+                self.publish(ev.StorageError(self.info_hash, str(exc), exc.errno, exc.file))
+                return
+            self._storage_error = False
+            for piece in lost:
+                self._piece_lost(piece)
         if self.lifecycle.resume():
             self.publish(ev.TorrentResumed(self.info_hash))
             self._set_state_event()
@@ -437,6 +454,8 @@ class TorrentRuntime:
         self._done_bytes = sum(self.piece_size(p) for p in self.have if self.piece_priority[p])
         if self.picker is not None:
             self.picker.set_piece_priorities(self.piece_priority)
+        if self.store.attached:
+            self.session.spawn(self.store.set_file_priorities, prios)
         if self._done_bytes < self.wanted_length and self.lifecycle.finished:
             self.lifecycle.wanted_more()
             self.finished_event = trio.Event()
@@ -453,21 +472,29 @@ class TorrentRuntime:
         self.publish(ev.TorrentAdded(self.info_hash, self.name))
         self.publish(ev.MetadataReceived(self.info_hash, self.name, self.torrent.total_length))
         await self._check()
-        while not self.removed:
-            if self.lifecycle.active:
-                await self._active_phase()
-                await self.save_resume()
-            else:
-                await self._state_changed.wait()
+        if not self.store.attached:
+            return
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._disk_events)
+            while not self.removed:
+                if self.lifecycle.active:
+                    await self._active_phase()
+                    await self.save_resume()
+                else:
+                    await self._state_changed.wait()
+            nursery.cancel_scope.cancel()
 
     async def _check(self) -> None:
+        try:
+            await self._check_inner()
+        finally:
+            self.checked_event.set()
+
+    async def _check_inner(self) -> None:
         resume = self._resume_in if self._resume_in is not None else self.load_resume_file()
         try:
-            if self.params.seed_mode:
-                have = Bitfield.full(self.num_pieces)
-            else:
-                have = await self.store.check(resume)
-        except DiskStorageError as exc:
+            have = await self.store.check(resume)
+        except DiskError as exc:
             self.lifecycle.fail(str(exc))
             self.publish(ev.TorrentError(self.info_hash, str(exc)))
             self._set_state_event()

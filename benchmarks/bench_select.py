@@ -14,7 +14,7 @@ import argparse
 import random
 import time
 
-from torrio.select import BLOCK_SIZE, Picker, PieceLayout
+from torrio.select import BLOCK_SIZE, BlockRequest, Picker, PieceLayout
 
 TARGET_PICK_US = 50.0
 TARGET_HAVE_US = 5.0
@@ -105,7 +105,7 @@ def main() -> None:
     leaves = 0
     now = 0.0
     batch = 200
-    in_flight: list[list[tuple[int, list]]] = []
+    in_flight: list[list[tuple[int, list[BlockRequest]]]] = []
     ops_done = 0
     while ops_done < args.ops:
         now += 0.1

@@ -455,9 +455,7 @@ class Picker:
         st.count = count
         st.sparse = set() if count <= self._sparse_limit else None
         if st.sparse is not None:
-            st.sparse.update(
-                (i << 3) + j for i, b in enumerate(data) if b for j in _BITS_OF[b]
-            )
+            st.sparse.update((i << 3) + j for i, b in enumerate(data) if b for j in _BITS_OF[b])
         self._bulk(data, 1)
 
     def peer_has_all(self, peer: Hashable) -> None:

@@ -85,7 +85,7 @@ class WireConnection:
         if hasattr(event, "EXTENSION_NAME"):
             ext_id, payload = self.registry.encode(event)  # type: ignore[arg-type]
             return Extended(ext_id, payload)
-        return event  # type: ignore[return-value]
+        return event
 
     def send(self, event: Event) -> bytes:
         """The bytes to send for ``event``."""

@@ -80,7 +80,7 @@ _U16 = struct.Struct(">H")
 _KEEP_ALIVE = KeepAlive()
 _new = object.__new__
 _set = object.__setattr__
-_BARE = {
+_BARE: dict[int, Message] = {
     CHOKE: Choke(),
     UNCHOKE: Unchoke(),
     INTERESTED: Interested(),

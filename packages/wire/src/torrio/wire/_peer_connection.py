@@ -64,7 +64,7 @@ def _receiver(stream: trio.abc.Stream) -> Callable[[memoryview], Awaitable[int]]
         sock = stream.socket
 
         async def recv_socket(view: memoryview) -> int:
-            return await sock.recv_into(view, len(view))  # type: ignore[no-any-return]
+            return await sock.recv_into(view, len(view))
 
         return recv_socket
     receive_into = getattr(stream, "receive_into", None)
@@ -203,8 +203,8 @@ class PeerConnection:
             ev = decoder.next_event()
             if ev is not NEED_DATA:
                 if type(ev) is Extended:
-                    return self.wire._extended(ev)  # type: ignore[arg-type]
-                return ev  # type: ignore[return-value]
+                    return self.wire._extended(ev)
+                return ev
             await self._fill()
 
     async def _fill(self) -> None:
@@ -243,8 +243,9 @@ class PeerConnection:
                 if ev is NEED_DATA:
                     break
                 if type(ev) is Extended:
-                    ev = self.wire._extended(ev)  # type: ignore[arg-type]
-                out.append(ev)  # type: ignore[arg-type]
+                    out.append(self.wire._extended(ev))
+                else:
+                    out.append(ev)
             if out:
                 await trio.lowlevel.checkpoint()
                 return out

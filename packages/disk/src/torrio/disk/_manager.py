@@ -292,6 +292,20 @@ class TorrentStorage:
                 renamed=dict(self._renamed),
             ).to_bytes()
 
+    async def wait_idle(self) -> None:
+        """Wait until no piece of this torrent is being hashed, written or flushed.
+
+        Events of those pieces may still be in the ``events`` buffer when this returns.
+        """
+        while self._finishing or self._in_flight:
+            if self._finishing:
+                self._finished = trio.Event()
+                await self._finished.wait()
+            else:
+                self._idle = trio.Event()
+                await self._idle.wait()
+        await trio.lowlevel.checkpoint()
+
     async def flush(self) -> None:
         """Write every cached block of unfinished pieces to disk (they stay unverified)."""
         for p in list(self._partials.values()):
@@ -471,12 +485,15 @@ class TorrentStorage:
         size = pieces.piece_size(index)
         if need_disk:
             buf = bytearray(size)
-            try:
-                self._read_piece_sync(index, memoryview(buf))
-            except StorageError as exc:
-                return "read", exc
             view = memoryview(buf)
             mem = dict(blocks)
+            try:
+                for b in range(-(-size // BLOCK_SIZE)):
+                    if b not in mem:
+                        lo, hi = b * BLOCK_SIZE, min(size, (b + 1) * BLOCK_SIZE)
+                        self._read_range_sync(index, lo, view[lo:hi])
+            except StorageError as exc:
+                return "read", exc
             bufs: list[Buffer] = []
             for b in range(-(-size // BLOCK_SIZE)):
                 data = mem.get(b)
@@ -588,17 +605,26 @@ class TorrentStorage:
 
     def _read_piece_sync(self, index: int, out: memoryview) -> None:
         """Read the whole piece into ``out`` (pads as zeros); StorageError if anything is short."""
+        self._read_range_sync(index, 0, out)
+
+    def _read_range_sync(self, index: int, start: int, out: memoryview) -> None:
+        """Read piece bytes ``[start, start + len(out))`` into ``out``."""
+        end = start + len(out)
         for span in self.pieces.spans(index):
-            dest = out[span.piece_offset : span.piece_offset + span.length]
+            lo = max(start, span.piece_offset)
+            hi = min(end, span.piece_offset + span.length)
+            if hi <= lo:
+                continue
+            dest = out[lo - start : hi - start]
             if span.is_pad:
-                dest[:] = bytes(span.length)
+                dest[:] = bytes(hi - lo)
                 continue
             path, off = self._location(span)
             try:
-                got = self.fs.read(path, off, dest)
+                got = self.fs.read(path, off + (lo - span.piece_offset), dest)
             except OSError as exc:
                 raise StorageError.from_os_error(path, "read", exc) from exc
-            if got != span.length:
+            if got != hi - lo:
                 raise StorageError(path, "read", _errno.EIO, "file is shorter than expected")
 
     def _check_piece_sync(self, index: int, buf: bytearray) -> bool:

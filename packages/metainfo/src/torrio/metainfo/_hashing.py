@@ -41,7 +41,8 @@ class Cancelled(MetainfoError):
 
 @attrs.define
 class HashResult:
-    """Per-piece hashes; a None entry means the piece could not be read in full."""
+    """Per-piece hashes (None where not asked for) and whether each piece was read in full;
+    bytes that could not be read were hashed as zeros."""
 
     v1: list[bytes | None]
     v2: list[bytes | None]

@@ -109,6 +109,8 @@ def _v1_files(info: Mapping[bytes, Any], limits: Limits) -> tuple[list[_RawFile]
         attr = _attrs(f)
         symlink = None
         if b"l" in attr:
+            if length:
+                raise MetainfoError("a symlink must have length 0", field + ".length")
             target = f.get(b"symlink path")
             if target is not None:
                 symlink = sanitize_path(_path_list(target, field + ".symlink path", limits))
@@ -151,6 +153,8 @@ def _walk_tree(
                 root = None
             symlink = None
             if b"l" in attr:
+                if length:
+                    raise MetainfoError("a symlink must have length 0", "file tree.length")
                 target = leaf.get(b"symlink path")
                 symlink = sanitize_path(
                     _path_list(target, "file tree.symlink path", limits) if target else ["_"]

@@ -314,3 +314,15 @@ def test_settings_endgame_duplicates_limit() -> None:
     assert len(pk.pick("a", 4, 0.0)) == 4
     assert len(pk.pick("b", 4, 0.0)) == 4
     assert pk.pick("c", 4, 0.0) == []
+
+
+def test_wants_piece_and_have_bitfield() -> None:
+    pk = make(3, have=[1])
+    assert [pk.wants_piece(p) for p in range(3)] == [True, False, True]
+    pk.set_piece_priority(2, 0)
+    assert not pk.wants_piece(2)
+    assert pk.wanted_remaining() == 1
+    assert pk.have_bitfield() == Bitfield.from_bytes(b"\x40", 3)
+    pk.piece_passed(0)
+    assert pk.is_finished()
+    assert pk.statistics().wanted_remaining == 0

@@ -716,6 +716,14 @@ def picker_state_machine(factory: PickerFactory) -> Any:
                 assert sorted(self.pk.outstanding(key)) == sorted(rs)
 
         @invariant()
+        def interest_matches_model(self) -> None:
+            if self.pk is None:
+                return
+            for key, pieces in self.has.items():
+                expect = any(p not in self.have and self.prio[p] > 0 for p in pieces)
+                assert self.pk.is_interesting(key) == expect
+
+        @invariant()
         def have_matches_model(self) -> None:
             if self.pk is None:
                 return

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 
 import attrs
 import trio
@@ -156,7 +156,7 @@ class Handshaker:
         return self._torrents.get(bytes(wire_id))
 
     @property
-    def torrents(self) -> Iterable[InfoHash]:
+    def torrents(self) -> list[InfoHash]:
         """The registered torrents."""
         return list({id(v): v for v in self._torrents.values()}.values())
 

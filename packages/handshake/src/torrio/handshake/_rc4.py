@@ -9,7 +9,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher
 try:
     from cryptography.hazmat.decrepit.ciphers.algorithms import ARC4 as _ARC4
 except ImportError:  # pragma: no cover - cryptography < 43
-    from cryptography.hazmat.primitives.ciphers.algorithms import (  # type: ignore[attr-defined,no-redef]
+    from cryptography.hazmat.primitives.ciphers.algorithms import (  # type: ignore[attr-defined,no-redef,unused-ignore]
         ARC4 as _ARC4,
     )
 

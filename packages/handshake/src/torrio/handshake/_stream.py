@@ -69,7 +69,7 @@ class PeerStream(trio.abc.Stream):
             return len(chunk)
         sock = getattr(self.transport_stream, "socket", None)
         if sock is not None and isinstance(self.transport_stream, trio.SocketStream):
-            got = await sock.recv_into(buffer, n)
+            got: int = await sock.recv_into(buffer, n)
         else:
             data = await self.transport_stream.receive_some(n)
             got = len(data)

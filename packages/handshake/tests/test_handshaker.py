@@ -1,0 +1,220 @@
+"""The trio Handshaker: policies end to end, many torrents, filters, timeouts, fallback, TCP."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import trio
+import trio.testing
+
+from torrio.core import InfoHash, PeerAddr, PeerId
+from torrio.handshake import (
+    EncryptionPolicy,
+    HandshakeError,
+    Handshaker,
+    HandshakeResult,
+    PeerStream,
+    Reserved,
+)
+from torrio.wire import Have, Piece, open_peer_connection
+
+IH = InfoHash(v1=b"\x01" * 20)
+V2 = InfoHash(v2=b"\x07" * 32)
+OTHER = InfoHash(v1=b"\x02" * 20)
+
+
+async def pair(
+    a: Handshaker, b: Handshaker, info_hash: InfoHash = IH, **kw: Any
+) -> tuple[HandshakeResult | HandshakeError, HandshakeResult | HandshakeError]:
+    s1, s2 = trio.testing.memory_stream_pair()
+    res: dict[str, Any] = {}
+
+    async def accept() -> None:
+        try:
+            res["b"] = await b.accept(s2, peer=PeerAddr("127.0.0.1", 1))
+        except HandshakeError as exc:
+            res["b"] = exc
+
+    async def initiate() -> None:
+        try:
+            res["a"] = await a.initiate(s1, info_hash, **kw)
+        except HandshakeError as exc:
+            res["a"] = exc
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(accept)
+        nursery.start_soon(initiate)
+    return res["a"], res["b"]
+
+
+def make(policy: EncryptionPolicy, **kw: Any) -> Handshaker:
+    hs = Handshaker(PeerId.generate(), policy=policy, **kw)
+    hs.add_torrent(OTHER)
+    hs.add_torrent(IH)
+    hs.add_torrent(V2)
+    return hs
+
+
+EXPECT = {
+    # (ours, theirs): encrypted, or None for refused
+    ("disable", "disable"): False,
+    ("disable", "prefer"): False,
+    ("disable", "require"): None,
+    ("prefer", "disable"): None,  # without a reconnect callback there is no fallback
+    ("prefer", "prefer"): True,
+    ("prefer", "require"): True,
+    ("require", "disable"): None,
+    ("require", "prefer"): True,
+    ("require", "require"): True,
+}
+
+
+@pytest.mark.parametrize("ours", list(EncryptionPolicy))
+@pytest.mark.parametrize("theirs", list(EncryptionPolicy))
+async def test_policy_pairs(ours: EncryptionPolicy, theirs: EncryptionPolicy) -> None:
+    a, b = make(ours), make(theirs)
+    ra, rb = await pair(a, b)
+    want = EXPECT[(ours.value, theirs.value)]
+    if want is None:
+        assert isinstance(ra, HandshakeError) and isinstance(rb, HandshakeError)
+        assert a.statistics().failed == 1
+        return
+    assert isinstance(ra, HandshakeResult) and isinstance(rb, HandshakeResult)
+    assert ra.encrypted is want and rb.encrypted is want
+    assert ra.peer_id == b.peer_id and rb.peer_id == a.peer_id
+    assert rb.info_hash == IH and ra.info_hash == IH
+    assert rb.reserved == a.reserved
+    await ra.stream.send_all(b"ping")
+    assert await rb.stream.receive_some() == b"ping"
+    await rb.stream.send_all(b"pong")
+    assert await ra.stream.receive_some() == b"pong"
+    assert a.statistics().completed_outgoing == 1 and b.statistics().completed_incoming == 1
+
+
+@pytest.mark.parametrize("policy", [EncryptionPolicy.DISABLE, EncryptionPolicy.REQUIRE])
+async def test_truncated_v2_wire_id_is_found(policy: EncryptionPolicy) -> None:
+    ra, rb = await pair(make(policy), make(policy), V2)
+    assert isinstance(ra, HandshakeResult) and isinstance(rb, HandshakeResult)
+    assert rb.info_hash == V2 and rb.handshake.info_hash == V2.v2_truncated
+
+
+@pytest.mark.parametrize("policy", [EncryptionPolicy.DISABLE, EncryptionPolicy.REQUIRE])
+async def test_unknown_torrent_refused(policy: EncryptionPolicy) -> None:
+    _ra, rb = await pair(make(policy), make(policy), InfoHash(v1=b"\x09" * 20))
+    assert isinstance(rb, HandshakeError) and rb.reason == "unknown-info-hash"
+    assert rb.peer == PeerAddr("127.0.0.1", 1)
+
+
+async def test_remove_torrent() -> None:
+    b = make(EncryptionPolicy.DISABLE)
+    b.remove_torrent(IH)
+    assert b.lookup(IH.wire) is None and b.lookup(OTHER.wire) == OTHER
+    _ra, rb = await pair(make(EncryptionPolicy.DISABLE), b)
+    assert isinstance(rb, HandshakeError)
+
+
+async def test_filters() -> None:
+    a = make(EncryptionPolicy.PREFER)
+    _, rb = await pair(a, make(EncryptionPolicy.PREFER, allow_addr=lambda addr: addr.port != 1))
+    assert isinstance(rb, HandshakeError) and rb.reason == "filtered"
+    _, rb = await pair(a, make(EncryptionPolicy.PREFER, allow_info_hash=lambda ih: ih != IH))
+    assert isinstance(rb, HandshakeError) and rb.reason == "filtered"
+    _, rb = await pair(
+        a,
+        make(
+            EncryptionPolicy.PREFER, allow_peer=lambda hs: hs.reserved.supports(Reserved.V2_UPGRADE)
+        ),
+    )
+    assert isinstance(rb, HandshakeError) and rb.reason == "filtered"
+    ra, _ = await pair(
+        make(EncryptionPolicy.PREFER, allow_peer=lambda hs: False), make(EncryptionPolicy.PREFER)
+    )
+    assert isinstance(ra, HandshakeError) and ra.reason == "filtered"
+
+
+@pytest.fixture
+def autojump_clock() -> trio.testing.MockClock:
+    return trio.testing.MockClock(autojump_threshold=0)
+
+
+async def test_timeout_when_peer_is_silent(autojump_clock: trio.testing.MockClock) -> None:
+    b = make(EncryptionPolicy.PREFER, timeout=7)
+    s1, s2 = trio.testing.memory_stream_pair()
+    start = trio.current_time()
+    with pytest.raises(HandshakeError) as info:
+        await b.accept(s2)
+    assert info.value.reason == "timeout"
+    assert trio.current_time() - start == pytest.approx(7)
+    with pytest.raises(trio.BrokenResourceError):
+        await s1.send_all(b"x")  # the stream was closed on failure
+
+
+async def test_prefer_falls_back_to_plaintext_with_reconnect() -> None:
+    a = make(EncryptionPolicy.PREFER)
+    b = make(EncryptionPolicy.DISABLE)
+    results: list[Any] = []
+    async with trio.open_nursery() as nursery:
+
+        async def serve(stream: trio.abc.Stream) -> None:
+            try:
+                results.append(await b.accept(stream))
+            except HandshakeError as exc:
+                results.append(exc)
+
+        s1, s2 = trio.testing.memory_stream_pair()
+        nursery.start_soon(serve, s2)
+
+        async def reconnect() -> trio.abc.Stream:
+            c1, c2 = trio.testing.memory_stream_pair()
+            nursery.start_soon(serve, c2)
+            return c1
+
+        ra = await a.initiate(s1, IH, reconnect=reconnect)
+    assert not ra.encrypted and not ra.used_mse
+    assert isinstance(results[0], HandshakeError) and isinstance(results[1], HandshakeResult)
+
+
+async def test_encrypted_stream_carries_the_wire_protocol_over_tcp() -> None:
+    a, b = make(EncryptionPolicy.REQUIRE), make(EncryptionPolicy.REQUIRE)
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    port = listeners[0].socket.getsockname()[1]
+    got: list[Any] = []
+    done = trio.Event()
+
+    async def serve(stream: trio.SocketStream) -> None:
+        result = await b.accept(stream)
+        assert isinstance(result.stream, PeerStream) and result.stream.encrypted
+        async with open_peer_connection(result.stream, num_pieces=200) as conn:
+            async for ev in conn:
+                got.append(ev)
+                if len(got) == 101:
+                    done.set()
+                    return
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(trio.serve_listeners, serve, listeners)
+        stream = await trio.open_tcp_stream("127.0.0.1", port)
+        ra = await a.initiate(stream, IH)
+        assert ra.encrypted
+        async with open_peer_connection(ra.stream) as conn:
+            await conn.send(Have(5))
+            for i in range(100):
+                await conn.send(Piece(i, 0, bytes([i]) * 16384))
+            with trio.fail_after(10):
+                await done.wait()
+        nursery.cancel_scope.cancel()
+    assert got[0] == Have(5)
+    assert all(p.block == bytes([p.index]) * 16384 for p in got[1:])
+
+
+async def test_peer_stream_receive_into_and_prefix() -> None:
+    s1, s2 = trio.testing.memory_stream_pair()
+    ps = PeerStream(s2, prefix=b"abc")
+    buf = bytearray(10)
+    assert await ps.receive_into(memoryview(buf)[:2]) == 2 and buf[:2] == b"ab"
+    assert await ps.receive_some() == b"c"
+    await s1.send_all(b"hello")
+    n = await ps.receive_into(memoryview(buf))
+    assert buf[:n] == b"hello"[:n]
+    await ps.aclose()

@@ -263,6 +263,37 @@ ERRORS: list[tuple[str, str, Any, str]] = [
     ("missing piece layer", "v2", lambda t, i: t[b"piece layers"].clear(), "piece layers"),
     ("piece layers not dict", "v2", lambda t, i: _set(t, b"piece layers", 1), "piece layers"),
     (
+        "unknown piece layer entry",
+        "v2",
+        lambda t, i: _set(t[b"piece layers"], b"\x07" * 32, bytes(64)),
+        "piece layers",
+    ),
+    (
+        "zero pieces root",
+        "v2",
+        lambda t, i: _set(i[b"file tree"][b"a.bin"][b""], b"pieces root", bytes(32)),
+        "pieces root",
+    ),
+    (
+        "v2 pad attr",
+        "v2",
+        lambda t, i: _set(i[b"file tree"][b"a.bin"][b""], b"attr", b"p"),
+        "file tree.attr",
+    ),
+    (
+        "pad file symlink",
+        "v1",
+        lambda t, i: _set(i[b"files"][1], b"attr", b"pl"),
+        "files[1].attr",
+    ),
+    ("hybrid missing pieces", "hybrid", lambda t, i: i.pop(b"pieces"), "pieces"),
+    (
+        "v2 with v1 listing but no pieces",
+        "v2",
+        lambda t, i: _set(i, b"length", 5),
+        "pieces",
+    ),
+    (
         "hybrid size mismatch",
         "hybrid",
         lambda t, i: _set(i[b"files"][0], b"length", 999),

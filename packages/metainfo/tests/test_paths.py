@@ -94,7 +94,7 @@ def test_hostile_v2_tree_keys() -> None:
     tree = {
         b"..": {b"": {b"length": 0}},
         b"a/b": {b"": {b"length": 0}},
-        b"x": {b"": {b"length": 1, b"pieces root": bytes(32)}},
+        b"x": {b"": {b"length": 1, b"pieces root": b"\x01" * 32}},
     }
     info = {b"name": b"n", b"piece length": 16384, b"meta version": 2, b"file tree": tree}
     t = Torrent.from_bytes(encode({b"info": info}))

@@ -107,6 +107,8 @@ def _v1_files(info: Mapping[bytes, Any], limits: Limits) -> tuple[list[_RawFile]
         if not comps:
             raise MetainfoError("empty path", field + ".path")
         attr = _attrs(f)
+        if b"p" in attr and b"l" in attr:
+            raise MetainfoError("a pad file cannot be a symlink", field + ".attr")
         symlink = None
         if b"l" in attr:
             if length:
@@ -145,10 +147,14 @@ def _walk_tree(
             if length < 0:
                 raise MetainfoError("negative file size", "file tree.length")
             attr = _attrs(leaf)
+            if b"p" in attr:
+                raise MetainfoError("pad files are implicit in a v2 file tree", "file tree.attr")
             root = leaf.get(b"pieces root")
             if length > 0 and b"l" not in attr:
                 if not isinstance(root, bytes) or len(root) != HASH_SIZE:
                     raise MetainfoError("missing or malformed pieces root", "pieces root")
+                if root == bytes(HASH_SIZE):
+                    raise MetainfoError("all-zero pieces root", "pieces root")
             else:
                 root = None
             symlink = None
@@ -270,6 +276,9 @@ def _piece_layers(
                 f"layer of {'/'.join(f.path)!r} does not match its pieces root", "piece layers"
             )
         layers[f.pieces_root] = layer
+    for key in raw:
+        if key not in layers:
+            raise MetainfoError("a layer matches no file larger than a piece", "piece layers")
     return layers
 
 
@@ -426,8 +435,9 @@ class Torrent:
         has_v2 = meta_version is not None
         if has_v2 and meta_version != 2:
             raise MetainfoError(f"unsupported meta version {meta_version!r}", "meta version")
-        has_v1 = b"pieces" in info
-        if not has_v1 and not has_v2:
+        # A v1 file listing in a v2 torrent makes it hybrid: then "pieces" is required too.
+        has_v1 = b"pieces" in info or (has_v2 and (b"length" in info or b"files" in info))
+        if (not has_v2 and not has_v1) or (has_v1 and b"pieces" not in info):
             raise MetainfoError("missing", "pieces")
         version = "hybrid" if has_v1 and has_v2 else "v2" if has_v2 else "v1"
 
@@ -485,7 +495,9 @@ class Torrent:
 
         pieces = b""
         if has_v1:
-            p = info[b"pieces"]
+            p = info.get(b"pieces")
+            if p is None:
+                raise MetainfoError("missing", "pieces")
             if not isinstance(p, bytes) or len(p) % 20:
                 raise MetainfoError("must be a string of 20-byte hashes", "pieces")
             if len(p) // 20 != layout.num_pieces:

@@ -12,6 +12,8 @@ The sans-I/O core (:class:`DhtProtocol`, :class:`RoutingTable`, :class:`Lookup`,
 imports no trio; :func:`open_node` is the trio shell around it.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from ._errors import DhtError, ItemError, KrpcError, RemoteError
 from ._items import (
     MAX_ITEM_SIZE,
@@ -24,7 +26,7 @@ from ._items import (
 )
 from ._krpc import ErrorReply, Message, Query, Response, decode_message, encode_message
 from ._lookup import Lookup
-from ._node import DEFAULT_BOOTSTRAP, Node, PeerStream, PutResult, key_for, load_state, open_node
+from ._keys import key_for
 from ._node_id import crc32c, is_valid_node_id, node_id_for_ip
 from ._protocol import (
     DhtConfig,
@@ -38,6 +40,20 @@ from ._protocol import (
 )
 from ._routing_table import NodeState, RoutingTable, RoutingTableStatistics
 from ._storage import ItemStore, PeerStore, RateLimiter, TokenManager
+
+if TYPE_CHECKING:
+    from ._node import DEFAULT_BOOTSTRAP, Node, PeerStream, PutResult, load_state, open_node
+
+_SHELL = frozenset({"DEFAULT_BOOTSTRAP", "Node", "PeerStream", "PutResult", "load_state", "open_node"})
+
+
+def __getattr__(name: str) -> Any:
+    # the trio shell loads on first use, so the sans-I/O core imports without trio
+    if name in _SHELL:
+        from . import _node
+
+        return getattr(_node, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __version__ = "0.1.0"
 

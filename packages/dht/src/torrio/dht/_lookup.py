@@ -34,7 +34,15 @@ class Candidate:
 class Lookup:
     """The state of one iterative lookup toward ``target``."""
 
-    def __init__(self, target: NodeId, *, k: int = 8, alpha: int = 3, max_candidates: int | None = None) -> None:
+    def __init__(
+        self,
+        target: NodeId,
+        *,
+        k: int = 8,
+        alpha: int = 3,
+        max_candidates: int | None = None,
+        exclude: NodeId | None = None,
+    ) -> None:
         self.target = target
         self._t = int(target)
         self.k = k
@@ -42,7 +50,8 @@ class Lookup:
         self.max_candidates = max_candidates or 8 * k
         self._sorted: list[tuple[int, int, Candidate]] = []
         self._by_addr: dict[PeerAddr, Candidate] = {}
-        self._ids: set[bytes] = set()
+        # our own id is never a candidate (others' answers may well contain us)
+        self._ids: set[bytes] = {exclude.value} if exclude is not None else set()
         self._seq = 0
         self.queries_sent = 0
         self.responses = 0

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
 import math
 import os
@@ -47,12 +46,6 @@ DEFAULT_BOOTSTRAP: tuple[tuple[str, int], ...] = (
 """Well-known public bootstrap nodes (used by the CLI when no ``--bootstrap`` is given)."""
 
 KeyLike = NodeId | bytes | str
-
-
-def key_for(data: bytes | str) -> NodeId:
-    """The DHT key for any name: SHA-1 of ``data`` (UTF-8 for text). Use it as an info-hash."""
-    raw = data.encode() if isinstance(data, str) else bytes(data)
-    return NodeId(hashlib.sha1(raw).digest())
 
 
 def _key(key: KeyLike) -> NodeId:
@@ -190,7 +183,9 @@ class Node:
         if self._scope is not None:
             self._scope.deadline = -math.inf
 
-    async def _run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Drive the protocol: take queued datagrams, send replies, wake for timers. Runs until
+        cancelled; :func:`open_node` starts it, and so can a caller that built the node itself."""
         task_status.started()
         proto = self.protocol
         while True:
@@ -436,7 +431,7 @@ async def open_node(
                 proto.add_node(n, trio.current_time())
             if sock is not None:
                 nursery.start_soon(_receive_loop, sock, node)
-            await nursery.start(node._run)
+            await nursery.start(node.run)
             boot = await _resolve(bootstrap, family)
             if wait_joined:
                 await node.bootstrap(boot)

@@ -47,6 +47,8 @@ class DhtConfig:
     k: int = 8
     alpha: int = 3
     query_timeout: float = 2.0
+    query_retries: int = 1
+    """How many times an unanswered query is resent (same transaction id) before it counts as failed."""
     read_only: bool = False
     restrict_ips: bool = True
     enforce_node_id: bool = False
@@ -137,6 +139,8 @@ class _Txn:
     deadline: float
     lookup_id: int | None
     store: bool = False
+    data: bytes = b""
+    attempts: int = 1
 
 
 @attrs.define
@@ -258,9 +262,10 @@ class DhtProtocol:
             **fields,
         )
         deadline = now + self.config.query_timeout
-        self._txns[tid] = _Txn(addr, method, deadline, lookup_id, store)
+        data = encode_message(q)
+        self._txns[tid] = _Txn(addr, method, deadline, lookup_id, store, data)
         heapq.heappush(self._timeouts, (deadline, tid))
-        self._emit(encode_message(q), addr)
+        self._emit(data, addr)
         return True
 
     def ping(self, addr: PeerAddr, now: float) -> None:
@@ -438,7 +443,7 @@ class DhtProtocol:
         Results come as events; :class:`LookupDone` ends each lookup."""
         lid = self._lookup_next
         self._lookup_next += 1
-        lk = Lookup(target, k=self.config.k, alpha=self.config.alpha)
+        lk = Lookup(target, k=self.config.k, alpha=self.config.alpha, exclude=self.node_id)
         lk.add(self._tables[self.family].closest(target, self.config.k * 2))
         for a in bootstrap:
             lk.add_address(a)
@@ -586,6 +591,12 @@ class DhtProtocol:
             _, tid = heapq.heappop(self._timeouts)
             txn = self._txns.get(tid)
             if txn is not None and txn.deadline <= now:
+                if txn.attempts <= self.config.query_retries:
+                    txn.attempts += 1
+                    txn.deadline = now + self.config.query_timeout
+                    heapq.heappush(self._timeouts, (txn.deadline, tid))
+                    self._emit(txn.data, txn.addr)
+                    continue
                 del self._txns[tid]
                 self._on_failure(txn, now, timed_out=True)
         self._tokens.tick(now)

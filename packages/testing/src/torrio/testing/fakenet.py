@@ -107,12 +107,13 @@ class FakeNetwork:
         self._queue_dropped = 0
 
     def endpoint(self, addr: SocketAddress | None = None, *, handler: DatagramHandler | None = None) -> FakeEndpoint:
-        """A new endpoint at ``addr`` (default: the next free ``10.x.y.z:6881``)."""
+        """A new endpoint at ``addr`` (default: the next free ``10.x.y.1:6881``, each in its own /24)."""
         if addr is None:
             while True:
                 n = self._next_host
                 self._next_host += 1
-                addr = (f"10.{(n >> 16) & 255}.{(n >> 8) & 255}.{n & 255}", 6881)
+                # one host per /24, so per-subnet limits (as in DHT routing tables) do not bite
+                addr = (f"10.{(n >> 8) & 255}.{n & 255}.{1 + ((n >> 16) & 127)}", 6881)
                 if addr not in self._endpoints:
                     break
         if addr in self._endpoints:

@@ -1,0 +1,113 @@
+"""A simulated Mainline DHT of many torrio-dht nodes on a :mod:`torrio.testing.fakenet` network.
+
+Run under ``trio.testing.MockClock(autojump_threshold=0)`` so timeouts cost no wall time:
+
+    async with open_fake_network(loss=0.2, seed=1) as net, trio.open_nursery() as nursery:
+        sim = await build_dht(net, nursery, 200)
+        report = await measure_lookups(sim, 50)
+
+Imports ``torrio.dht`` (install torrio-dht to use it).
+"""
+
+from __future__ import annotations
+
+import random
+
+import attrs
+import trio
+
+from torrio.core import NodeId, PeerAddr
+from torrio.dht import DhtConfig, DhtProtocol, Node
+
+from .fakenet import FakeNetwork
+
+
+@attrs.define
+class DhtSimulation:
+    """The nodes of a simulated DHT (``nodes[i].node_id`` ids are uniformly random)."""
+
+    net: FakeNetwork
+    nodes: list[Node]
+    rng: random.Random
+
+    def true_closest(self, target: NodeId, k: int = 8) -> list[NodeId]:
+        """The ``k`` node ids nearest ``target`` over the whole network (by brute force)."""
+        t = int(target)
+        return sorted((n.node_id for n in self.nodes), key=lambda i: int(i) ^ t)[:k]
+
+
+@attrs.frozen
+class LookupReport:
+    """How well lookups found the true ``k`` closest nodes, and what they cost."""
+
+    lookups: int
+    exact: int
+    recall: float
+    mean_rounds: float
+    mean_packets: float
+    mean_seconds: float
+
+    def __str__(self) -> str:
+        return (
+            f"{self.lookups} lookups: true k closest found {self.recall:.2%} "
+            f"(all k in {self.exact}/{self.lookups}), {self.mean_rounds:.2f} rounds, "
+            f"{self.mean_packets:.1f} queries/lookup, {self.mean_seconds:.2f} s simulated"
+        )
+
+
+async def build_dht(
+    net: FakeNetwork,
+    nursery: trio.Nursery,
+    count: int,
+    *,
+    config: DhtConfig | None = None,
+    seed: int = 0,
+    refresh_rounds: int = 1,
+) -> DhtSimulation:
+    """Start ``count`` nodes, each joining through a random earlier one, then let every node look
+    up a random id ``refresh_rounds`` times (as bucket refresh would) so tables fill out."""
+    rng = random.Random(seed)
+    cfg = config or DhtConfig(rate_limit=1000.0, rate_burst=1000.0)
+    nodes: list[Node] = []
+    for i in range(count):
+        ep = net.endpoint()
+        proto = DhtProtocol(NodeId(rng.randbytes(20)), config=cfg, now=trio.current_time())
+        node = Node(proto, ep, ep.addr)
+        ep.set_handler(node)
+        await nursery.start(node.run)
+        if nodes:
+            boot = [PeerAddr.from_tuple(rng.choice(nodes).local_addr)]
+            await node.bootstrap(boot)
+        nodes.append(node)
+    for _ in range(refresh_rounds):
+        for node in nodes:
+            await node.find_node(NodeId(rng.randbytes(20)))
+    return DhtSimulation(net, nodes, rng)
+
+
+async def measure_lookups(sim: DhtSimulation, count: int, k: int = 8) -> LookupReport:
+    """``count`` ``find_node`` lookups for random keys from random nodes, scored against the truth."""
+    found = exact = 0
+    rounds = packets = 0
+    seconds = 0.0
+    for _ in range(count):
+        target = NodeId(sim.rng.randbytes(20))
+        node = sim.rng.choice(sim.nodes)
+        start = trio.current_time()
+        lid, recv = node._start("find_node", target)
+        done = None
+        async for ev in recv:
+            if type(ev).__name__ == "LookupDone":
+                done = ev
+                break
+        node._cancel(lid)
+        assert done is not None
+        seconds += trio.current_time() - start
+        truth = set(sim.true_closest(target, k))
+        got = {n.id for n in done.nodes}  # type: ignore[attr-defined]
+        hit = len(truth & got)
+        found += hit
+        exact += hit == k
+        rounds += done.rounds  # type: ignore[attr-defined]
+        packets += done.queries  # type: ignore[attr-defined]
+    return LookupReport(count, exact, found / (count * k), rounds / count, packets / count, seconds / count)

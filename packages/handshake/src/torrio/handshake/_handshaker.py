@@ -27,6 +27,7 @@ from ._mse import (
     MseEstablished,
     MseInitiator,
     MseResponder,
+    req2_hash,
 )
 from ._reserved import DEFAULT_RESERVED, Reserved
 from ._stream import PeerStream
@@ -133,6 +134,7 @@ class Handshaker:
         self.pad_max = pad_max
         self._rand = randbytes
         self._torrents: dict[bytes, InfoHash] = {}
+        self._skeys: dict[bytes, bytes] = {}  # HASH('req2', wire id) -> wire id, for MSE
         self._out_ok = 0
         self._in_ok = 0
         self._failed = 0
@@ -144,12 +146,14 @@ class Handshaker:
         """Accept incoming handshakes for ``info_hash`` (under each of its wire ids)."""
         for wid in info_hash.wire_ids():
             self._torrents[wid] = info_hash
+            self._skeys[req2_hash(wid)] = wid
 
     def remove_torrent(self, info_hash: InfoHash) -> None:
         """Stop accepting ``info_hash``."""
         for wid in info_hash.wire_ids():
             if self._torrents.get(wid) == info_hash:
                 del self._torrents[wid]
+                self._skeys.pop(req2_hash(wid), None)
 
     def lookup(self, wire_id: bytes) -> InfoHash | None:
         """The registered torrent a 20-byte wire id names."""
@@ -311,7 +315,7 @@ class Handshaker:
                     "not a plaintext handshake (encryption disabled)", "policy", peer
                 )
             machine = MseResponder(
-                list(self._torrents),
+                self._skeys,
                 allowed=self.policy.methods,
                 pad_max=self.pad_max,
                 randbytes=self._rand,

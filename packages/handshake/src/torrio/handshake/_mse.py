@@ -24,7 +24,7 @@ import enum
 import hashlib
 import os
 import struct
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 
 import attrs
 
@@ -299,11 +299,13 @@ class MseInitiator(_Machine):
 
 class MseResponder(_Machine):
     """The accepting side (B). ``skeys`` are the 20-byte wire ids of every torrent we serve;
-    the one the initiator meant is found by HASH('req2', SKEY). ``allowed`` comes from the policy."""
+    the one the initiator meant is found by HASH('req2', SKEY). ``skeys`` may also be a mapping
+    ``req2_hash(skey) -> skey`` kept up to date by the caller (no hashing per connection).
+    ``allowed`` comes from the policy."""
 
     def __init__(
         self,
-        skeys: Iterable[bytes],
+        skeys: Iterable[bytes] | Mapping[bytes, bytes],
         *,
         allowed: CryptoMethod = CryptoMethod.RC4 | CryptoMethod.PLAINTEXT,
         pad_max: int = MAX_PAD,
@@ -311,7 +313,9 @@ class MseResponder(_Machine):
         private_key: int | None = None,
     ) -> None:
         super().__init__(pad_max, randbytes, private_key)
-        self._skeys = {req2_hash(k): bytes(k) for k in skeys}
+        self._skeys: Mapping[bytes, bytes] = (
+            skeys if isinstance(skeys, Mapping) else {req2_hash(k): bytes(k) for k in skeys}
+        )
         self.allowed = allowed
         self._state = "ya"
         self._s = b""

@@ -11,6 +11,7 @@ then the stream is closed. Receiving happens in the caller's task: ``await conn.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -22,7 +23,7 @@ from ._connection import Event, WireConnection
 from ._decoder import NEED_DATA, WireDecoder
 from ._errors import WireError
 from ._extensions import ExtensionRegistry
-from ._messages import BLOCK_SIZE, Extended, KeepAlive, Message
+from ._messages import BLOCK_SIZE, Extended, KeepAlive, Message, Piece
 from ._rate import RateMeter
 
 #: BEP 3 practice: a keep-alive after two minutes of silence.
@@ -97,8 +98,13 @@ class PeerConnection:
         self.keepalive_interval = keepalive_interval
         self.idle_timeout = idle_timeout
         self.close_timeout = close_timeout
-        self._send, self._queue = trio.open_memory_channel[Message](send_queue_size)
+        if send_queue_size < 1:
+            raise ValueError("send_queue_size must be >= 1")
+        self._queue: collections.deque[Message] = collections.deque()
         self._capacity = send_queue_size
+        self._work = trio.lowlevel.ParkingLot()  # the writer waits here for messages
+        self._space = trio.lowlevel.ParkingLot()  # senders wait here for queue space
+        self._closing = False
         self._recv_into = _receiver(stream)
         now = trio.current_time()
         self._last_sent = now
@@ -129,50 +135,68 @@ class PeerConnection:
         if self._closed is not None:
             raise self._closed
 
+    def _enqueue(self, msg: Message) -> None:
+        self._queue.append(msg)
+        if self._work:
+            self._work.unpark()
+
     async def send(self, event: Event) -> None:
         """Queue ``event``; waits while the outgoing queue is full (backpressure)."""
+        await trio.lowlevel.checkpoint_if_cancelled()
         self._check_open()
         msg = self.wire.to_wire(event)
-        try:
-            await self._send.send(msg)
-        except (trio.ClosedResourceError, trio.BrokenResourceError):
-            raise self._closed or PeerConnectionClosed("closed") from None
+        while len(self._queue) >= self._capacity:
+            await self._space.park()
+            self._check_open()
+        self._enqueue(msg)
+        await trio.lowlevel.cancel_shielded_checkpoint()
 
     def send_nowait(self, event: Event) -> None:
         """Queue ``event`` or raise :class:`trio.WouldBlock` if the queue is full."""
         self._check_open()
-        msg = self.wire.to_wire(event)
-        try:
-            self._send.send_nowait(msg)
-        except (trio.ClosedResourceError, trio.BrokenResourceError):
-            raise self._closed or PeerConnectionClosed("closed") from None
+        if len(self._queue) >= self._capacity:
+            raise trio.WouldBlock
+        self._enqueue(self.wire.to_wire(event))
 
     async def _writer(self) -> None:
         queue = self._queue
+        popleft = queue.popleft
         wire = self.wire
         try:
-            async for first in queue:
+            while True:
+                if not queue:
+                    if self._closing:
+                        return
+                    await self._work.park()
+                    continue
                 batch = self._batch
-                size = first.wire_size()
-                if size > len(batch):
-                    batch = bytearray(size)
-                end = wire.send_into(first, batch, 0)
-                while end < len(batch):
-                    try:
-                        nxt = queue.receive_nowait()
-                    except (trio.WouldBlock, trio.EndOfChannel):
-                        break
-                    nsize = nxt.wire_size()
-                    if end + nsize > len(batch):
-                        await self._write(memoryview(batch)[:end])
-                        end = 0
-                        if nsize > len(batch):
-                            batch = bytearray(nsize)
-                    end = wire.send_into(nxt, batch, end)
+                end = 0
+                count = 0
+                payload = 0
+                while queue:
+                    msg = queue[0]
+                    size = msg.wire_size()
+                    if end + size > len(batch):
+                        if end:
+                            break
+                        batch = bytearray(size)  # one oversized message
+                    popleft()
+                    end = msg.write_into(batch, end)
+                    count += 1
+                    if type(msg) is Piece:
+                        payload += size - 13
+                wire.bytes_sent += end
+                wire.messages_sent += count
+                wire.payload_sent += payload
+                if self._space:
+                    self._space.unpark_all()
                 await self._write(memoryview(batch)[:end])
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
             self._fail(PeerConnectionClosed(f"transport error: {exc}"))
         finally:
+            self._closing = True
+            queue.clear()
+            self._space.unpark_all()
             self._writer_done.set()
 
     async def _write(self, view: memoryview) -> None:
@@ -269,14 +293,19 @@ class PeerConnection:
     def _fail(self, exc: PeerConnectionClosed) -> PeerConnectionClosed:
         if self._closed is None:
             self._closed = exc
-        self._send.close()
+        self._close_queue()
         return self._closed
+
+    def _close_queue(self) -> None:
+        self._closing = True
+        self._work.unpark_all()
+        self._space.unpark_all()
 
     async def aclose(self) -> None:
         """Flush what is queued (bounded by ``close_timeout``), then close the stream."""
         if self._closed is None:
             self._closed = PeerConnectionClosed("closed")
-        self._send.close()
+        self._close_queue()
         with trio.move_on_after(self.close_timeout) as cs:
             cs.shield = True
             await self._writer_done.wait()
@@ -291,7 +320,6 @@ class PeerConnection:
         """A snapshot of counters and rates."""
         now = trio.current_time()
         s = self.wire.statistics()
-        st = self._send.statistics()
         return PeerConnectionStatistics(
             bytes_sent=s.bytes_sent,
             bytes_received=s.bytes_received,
@@ -303,7 +331,7 @@ class PeerConnection:
             download_rate=self._down.rate(now),
             payload_upload_rate=self._up_payload.rate(now),
             payload_download_rate=self._down_payload.rate(now),
-            send_queue_length=st.current_buffer_used,
+            send_queue_length=len(self._queue),
             send_queue_capacity=self._capacity,
             last_sent=self._last_sent,
             last_received=self._last_received,

@@ -62,9 +62,20 @@ def sanitize_component(name: str) -> str | None:
     become ``_``; bidi/zero-width marks are removed; trailing dots and spaces are stripped; a
     Windows device name (``CON``, ``nul.txt``, ``COM1``...) gets a ``_`` appended to its stem.
     """
-    name = unicodedata.normalize("NFC", name)
     if name in ("", ".", ".."):
         return None
+    if (
+        name.isascii()
+        and name.isprintable()
+        and "/" not in name
+        and "\\" not in name
+        and name[-1] not in ". "
+        and name[1:2] != ":"
+        and len(name) <= MAX_COMPONENT_BYTES
+        and name.partition(".")[0].rstrip(" ").upper() not in _RESERVED
+    ):
+        return name  # the common case: nothing to change
+    name = unicodedata.normalize("NFC", name)
     cleaned = "".join(_clean_char(c) for c in name)
     cleaned = cleaned.rstrip(". ")
     if cleaned in ("", ".", ".."):

@@ -14,7 +14,7 @@ from typing import Any
 
 import attrs
 
-from torrio.bencode import BencodeError, decode, encode, raw_value
+from torrio.bencode import BencodeError, decode, decode_prefix, encode
 from torrio.core import InfoHash
 
 from ._errors import MetainfoError
@@ -282,6 +282,39 @@ def _piece_layers(
     return layers
 
 
+def _split_top(data: bytes, max_depth: int) -> tuple[dict[bytes, Any], bytes | None]:
+    """Decode the top-level dict once, noting where the ``info`` value sits in ``data``.
+
+    Keys may be out of order (real torrents have that); duplicates are refused.
+    """
+    if not data.startswith(b"d"):
+        top = decode(data, strict=False, max_depth=max_depth)  # raises, or is not a dict
+        raise MetainfoError(f"top level is a {type(top).__name__}, not a dict", "torrent")
+    top: dict[bytes, Any] = {}
+    info: bytes | None = None
+    i = 1
+    n = len(data)
+    while True:
+        if i >= n:
+            raise BencodeError("unterminated dict", i)
+        if data[i] == 0x65:  # e
+            i += 1
+            break
+        at = i
+        key, i = decode_prefix(data, i, strict=False, max_depth=1)
+        if not isinstance(key, bytes):
+            raise BencodeError("dict key is not a byte string", at)
+        if key in top:
+            raise BencodeError(f"duplicate dict key {key!r}", at)
+        start = i
+        top[key], i = decode_prefix(data, i, strict=False, max_depth=max_depth - 1)
+        if key == b"info":
+            info = data[start:i]
+    if i != n:
+        raise BencodeError("trailing data after value", i)
+    return top, info
+
+
 @attrs.frozen(eq=False, repr=False)
 class Torrent:
     """A parsed torrent (v1, v2 or hybrid). Build one with :meth:`from_bytes` or :meth:`from_file`.
@@ -371,12 +404,9 @@ class Torrent:
         if len(data) > limits.max_size:
             raise MetainfoError(f"larger than {limits.max_size} bytes", "torrent")
         try:
-            top = decode(data, strict=False, max_depth=limits.max_depth)
-            info_bytes = raw_value(data, b"info", strict=False) if isinstance(top, dict) else None
+            top, info_bytes = _split_top(data, limits.max_depth)
         except BencodeError as exc:
             raise MetainfoError(f"not valid bencode ({exc})", "torrent") from exc
-        if not isinstance(top, dict):
-            raise MetainfoError("top level is not a dict", "torrent")
         if info_bytes is None:
             raise MetainfoError("missing", "info")
         return cls._parse(top, info_bytes, limits, data)

@@ -288,8 +288,8 @@ def _split_top(data: bytes, max_depth: int) -> tuple[dict[bytes, Any], bytes | N
     Keys may be out of order (real torrents have that); duplicates are refused.
     """
     if not data.startswith(b"d"):
-        top = decode(data, strict=False, max_depth=max_depth)  # raises, or is not a dict
-        raise MetainfoError(f"top level is a {type(top).__name__}, not a dict", "torrent")
+        other = decode(data, strict=False, max_depth=max_depth)  # raises, or is not a dict
+        raise MetainfoError(f"top level is a {type(other).__name__}, not a dict", "torrent")
     top: dict[bytes, Any] = {}
     info: bytes | None = None
     i = 1

@@ -98,6 +98,7 @@ class Peer:
         self._requests_changed = trio.Event()
         self.allowed_fast_out: set[int] = set()
         self.closed = False
+        self.banned = False
         self.close_reason = ""
         self._scope: trio.CancelScope | None = None
         self.client = peer_id.client

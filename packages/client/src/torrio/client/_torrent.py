@@ -250,10 +250,19 @@ class TorrentRuntime:
         """Hand a downloaded block to storage (hashing follows when the piece is complete)."""
         try:
             await self.store.write_block(piece, offset, data, peer)
-        except DiskStorageError:
-            pass  # the StorageFailed event pauses the torrent
         except DiskError:
-            pass  # a block the storage refuses (misaligned/duplicate): drop it
+            # storage paused after a failure (the StorageFailed event pauses us too), or a block
+            # it refuses: the picker must not count this block as received. Blocks storage did
+            # keep are ignored as duplicates when they come again.
+            self._unreceive(piece)
+        except BaseException:
+            # cancelled before storage took the block (a pause): same as above
+            self._unreceive(piece)
+            raise
+
+    def _unreceive(self, piece: int) -> None:
+        if self.picker is not None and not self.have[piece]:
+            self.picker.piece_failed(piece)
 
     async def read_block(self, piece: int, offset: int, length: int) -> bytes | None:
         """Read a block to upload (None if it cannot be served)."""
@@ -350,6 +359,9 @@ class TorrentRuntime:
 
     async def ban(self, peer: Peer, reason: str) -> None:
         """Ban a peer for this torrent and drop its connection."""
+        if peer.banned:
+            return
+        peer.banned = True
         self.peer_list.ban(peer.addr, peer.peer_id.value)
         self.smart_ban.forget_peer(peer)
         self.publish(ev.PeerBanned(self.info_hash, peer.addr, reason))

@@ -389,3 +389,27 @@ def test_trackers_bounded() -> None:
     data = _mut("v1", lambda t, i: _set(t, b"announce-list", [urls]))
     t = Torrent.from_bytes(data)
     assert sum(len(tier) for tier in t.trackers) == 1000
+
+
+def test_with_piece_layers() -> None:
+    data, top = make(FILES, version="v2")
+    full = Torrent.from_bytes(data)
+    bare = Torrent.from_info_bytes(full.info_bytes)
+    assert not bare.has_all_piece_layers and full.has_all_piece_layers
+    with pytest.raises(MetainfoError):
+        piece_hash_v2(bare, 1)
+    ((root, layer),) = top[b"piece layers"].items()
+    with pytest.raises(MetainfoError):
+        bare.with_piece_layers({root: bytes(len(layer))})
+    with pytest.raises(MetainfoError):
+        bare.with_piece_layers({b"\x01" * 32: layer})
+    done = bare.with_piece_layers({root: layer})
+    assert done.has_all_piece_layers
+    assert [piece_hash_v2(done, i) for i in range(done.num_pieces)] == [
+        piece_hash_v2(full, i) for i in range(full.num_pieces)
+    ]
+    assert Torrent.from_bytes(done.to_bytes()).piece_layers == full.piece_layers
+    v1 = Torrent.from_bytes(make(FILES, version="v1")[0])
+    assert v1.has_all_piece_layers
+    with pytest.raises(MetainfoError):
+        v1.with_piece_layers({})

@@ -567,6 +567,41 @@ class Torrent:
             data=data,
         )
 
+    def with_piece_layers(self, layers: Mapping[bytes, bytes]) -> Torrent:
+        """A copy with more v2 piece layers (e.g. received from peers for a magnet download).
+
+        Each layer is checked against the pieces root it is keyed by; a layer for no file of
+        this torrent, or one that does not hash to its root, raises :class:`MetainfoError`.
+        """
+        if not self.has_v2:
+            raise MetainfoError("a v1 torrent has no piece layers", "piece layers")
+        sizes = {
+            f.pieces_root: f.length
+            for f in self.files
+            if f.pieces_root is not None and f.length > self.piece_length
+        }
+        merged = dict(self.piece_layers)
+        for root, layer in layers.items():
+            size = sizes.get(root)
+            if size is None:
+                raise MetainfoError("a layer matches no file larger than a piece", "piece layers")
+            if not verify_piece_layer(bytes(layer), self.piece_length, size, root):
+                raise MetainfoError("a layer does not match its pieces root", "piece layers")
+            merged[root] = bytes(layer)
+        top, _ = _split_top(self.data, DEFAULT_LIMITS.max_depth)
+        top.pop(b"info", None)
+        top[b"piece layers"] = merged
+        return attrs.evolve(self, piece_layers=merged, data=assemble(top, self.info_bytes))
+
+    @property
+    def has_all_piece_layers(self) -> bool:
+        """True when every v2 file larger than one piece has its piece layer (always for v1)."""
+        return all(
+            f.pieces_root in self.piece_layers
+            for f in self.files
+            if f.pieces_root is not None and f.length > self.piece_length
+        )
+
     def to_bytes(self) -> bytes:
         """The .torrent file's bytes (exactly as parsed)."""
         return self.data

@@ -118,8 +118,10 @@ async def test_items_both_ways() -> None:
         assert put.stored >= 1
         ses.session.dht_get_immutable_item(lt.sha1_hash(put.target.value))
         got = await ses.wait_alert(
-            lambda a: type(a).__name__ == "dht_immutable_item_alert"
-            and bytes(a.target.to_bytes()) == put.target.value,
+            lambda a: (
+                type(a).__name__ == "dht_immutable_item_alert"
+                and bytes(a.target.to_bytes()) == put.target.value
+            ),
             timeout=30,
         )
         assert _entry_bytes(got.item) == b"from torrio"
@@ -129,9 +131,11 @@ async def test_items_both_ways() -> None:
         sk, pk = _lt_keypair(key)
         ses.session.dht_put_mutable_item(sk, pk, b"mutable from libtorrent", b"salt1")
         await ses.wait_alert(
-            lambda a: type(a).__name__ == "dht_put_alert"
-            and bytes(a.public_key) == pk
-            and a.num_success > 0,
+            lambda a: (
+                type(a).__name__ == "dht_put_alert"
+                and bytes(a.public_key) == pk
+                and a.num_success > 0
+            ),
             timeout=30,
         )
         mitem = await nodes[-1].get_mutable(pk, b"salt1")
@@ -144,9 +148,11 @@ async def test_items_both_ways() -> None:
         assert r.stored >= 1
         ses.session.dht_get_mutable_item(key2.public_key, b"salt2")
         got = await ses.wait_alert(
-            lambda a: type(a).__name__ == "dht_mutable_item_alert"
-            and bytes(a.key) == key2.public_key
-            and _entry_bytes(a.item) == b"mutable from torrio",
+            lambda a: (
+                type(a).__name__ == "dht_mutable_item_alert"
+                and bytes(a.key) == key2.public_key
+                and _entry_bytes(a.item) == b"mutable from torrio"
+            ),
             timeout=30,
         )
         assert got.seq == 0

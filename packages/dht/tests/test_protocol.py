@@ -53,11 +53,13 @@ def test_announce_needs_a_valid_token_bound_to_the_ip() -> None:
     assert isinstance(r, Response) and r.token is not None
     (bad,) = ask(node, q("announce_peer", info_hash=ih, port=1, token=b"bogus"))
     assert isinstance(bad, ErrorReply) and bad.code == 203
-    (other_ip,) = ask(node, q("announce_peer", info_hash=ih, port=1, token=r.token), src=PeerAddr("10.0.2.1", 1))
+    (other_ip,) = ask(
+        node, q("announce_peer", info_hash=ih, port=1, token=r.token), src=PeerAddr("10.0.2.1", 1)
+    )
     assert isinstance(other_ip, ErrorReply)
     (ok,) = ask(node, q("announce_peer", info_hash=ih, port=4000, token=r.token))
     assert isinstance(ok, Response)
-    (ok2,) = ask(node, q("announce_peer", info_hash=ih, port=1, implied_port=True, token=r.token))
+    (_ok2,) = ask(node, q("announce_peer", info_hash=ih, port=1, implied_port=True, token=r.token))
     (r2,) = ask(node, q("get_peers", info_hash=ih))
     assert isinstance(r2, Response) and set(r2.values) == {PeerAddr(PEER.ip, 4000), PEER}
 
@@ -68,7 +70,13 @@ def test_put_and_get_items_with_bep44_errors() -> None:
     item = key.sign(b"v", 5)
     (g,) = ask(node, q("get", target=item.target))
     assert isinstance(g, Response) and g.token is not None and g.value is None
-    fields = dict(value=item.raw, key=item.public_key, signature=item.signature, seq=5, token=g.token)
+    fields = {
+        "value": item.raw,
+        "key": item.public_key,
+        "signature": item.signature,
+        "seq": 5,
+        "token": g.token,
+    }
     (ok,) = ask(node, q("put", **fields))
     assert isinstance(ok, Response)
     (old,) = ask(node, q("put", **{**fields, "seq": 4}))
@@ -76,7 +84,12 @@ def test_put_and_get_items_with_bep44_errors() -> None:
     (badsig,) = ask(node, q("put", **{**fields, "value": b"1:w"}))
     assert isinstance(badsig, ErrorReply) and badsig.code == 206
     (g2,) = ask(node, q("get", target=item.target))
-    assert isinstance(g2, Response) and g2.value == b"1:v" and g2.seq == 5 and g2.signature == item.signature
+    assert (
+        isinstance(g2, Response)
+        and g2.value == b"1:v"
+        and g2.seq == 5
+        and g2.signature == item.signature
+    )
     # a requester that already has seq 5 gets no value back
     (g3,) = ask(node, q("get", target=item.target, seq=5))
     assert isinstance(g3, Response) and g3.value is None and g3.seq == 5
@@ -84,7 +97,9 @@ def test_put_and_get_items_with_bep44_errors() -> None:
 
 def test_oversized_put_is_answered_with_205_and_not_stored() -> None:
     node = DhtProtocol()
-    raw = encode({"a": {"id": b"q" * 20, "token": b"t", "v": b"x" * 1200}, "q": "put", "t": b"tt", "y": "q"})
+    raw = encode(
+        {"a": {"id": b"q" * 20, "token": b"t", "v": b"x" * 1200}, "q": "put", "t": b"tt", "y": "q"}
+    )
     node.receive(raw, PEER, 0.0)
     (reply,) = [decode_message(d) for d, _ in node.datagrams_to_send()]
     assert isinstance(reply, ErrorReply) and reply.code == 205
@@ -245,13 +260,24 @@ def test_flood_from_many_ips_keeps_every_table_bounded() -> None:
     rng = random.Random(5)
     ih = key_for("flood")
     for i in range(8_000):
-        src = PeerAddr(f"11.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}", 1 + i % 60000)
+        src = PeerAddr(
+            f"11.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}", 1 + i % 60000
+        )
         sender = NodeId(rng.randbytes(20))
         node.receive(encode_message(Query(b"t", "get_peers", sender, info_hash=ih)), src, 0.0)
         (reply,) = node.datagrams_to_send()
         token = decode_message(reply[0]).token  # type: ignore[union-attr]
         node.receive(
-            encode_message(Query(b"t", "announce_peer", sender, info_hash=NodeId(rng.randbytes(20)), port=1, token=token)),
+            encode_message(
+                Query(
+                    b"t",
+                    "announce_peer",
+                    sender,
+                    info_hash=NodeId(rng.randbytes(20)),
+                    port=1,
+                    token=token,
+                )
+            ),
             src,
             0.0,
         )
@@ -276,7 +302,17 @@ def test_reply_sizes_are_bounded() -> None:
 
 # --------------------------------------------------------------------------- layering
 
-SANS_IO = ["_errors", "_krpc", "_node_id", "_routing_table", "_lookup", "_storage", "_items", "_keys", "_protocol"]
+SANS_IO = [
+    "_errors",
+    "_krpc",
+    "_node_id",
+    "_routing_table",
+    "_lookup",
+    "_storage",
+    "_items",
+    "_keys",
+    "_protocol",
+]
 
 
 @pytest.mark.parametrize("module", SANS_IO)

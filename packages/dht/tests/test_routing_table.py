@@ -13,7 +13,10 @@ OWN = NodeId(b"\x00" * 20)
 
 def node(n: int, ip: int | None = None, id_int: int | None = None) -> NodeInfo:
     addr = PeerAddr(ipaddress.IPv4Address(ip if ip is not None else 0x0B000000 + n * 256), 6881)
-    return NodeInfo(NodeId.from_int(id_int if id_int is not None else (n * 0x9E3779B97F4A7C15) % (1 << 160)), addr)
+    return NodeInfo(
+        NodeId.from_int(id_int if id_int is not None else (n * 0x9E3779B97F4A7C15) % (1 << 160)),
+        addr,
+    )
 
 
 def test_buckets_split_around_own_id_and_far_buckets_stay_k() -> None:
@@ -43,7 +46,11 @@ def test_one_entry_per_ip_and_subnet_limit() -> None:
 def test_loopback_is_exempt_from_ip_limits() -> None:
     t = RoutingTable(OWN)
     for i in range(5):
-        t.heard(NodeInfo(NodeId.from_int((i + 1) << 150), PeerAddr("127.0.0.1", 7000 + i)), 0.0, replied=True)
+        t.heard(
+            NodeInfo(NodeId.from_int((i + 1) << 150), PeerAddr("127.0.0.1", 7000 + i)),
+            0.0,
+            replied=True,
+        )
     assert len(t) == 5
 
 

@@ -23,7 +23,10 @@ async def test_lookups_find_the_true_closest_nodes(autojump_clock: trio.testing.
 
 async def test_lookups_survive_twenty_percent_loss(autojump_clock: trio.testing.MockClock) -> None:
     cfg = DhtConfig(rate_limit=1000.0, rate_burst=1000.0, query_retries=3)
-    async with open_fake_network(loss=0.2, delay=(0.01, 0.1), seed=2) as net, trio.open_nursery() as nursery:
+    async with (
+        open_fake_network(loss=0.2, delay=(0.01, 0.1), seed=2) as net,
+        trio.open_nursery() as nursery,
+    ):
         sim = await build_dht(net, nursery, 80, config=cfg, seed=2)
         report = await measure_lookups(sim, 30)
         print(report)
@@ -31,8 +34,13 @@ async def test_lookups_survive_twenty_percent_loss(autojump_clock: trio.testing.
         nursery.cancel_scope.cancel()
 
 
-async def test_announce_then_get_peers_from_a_far_node(autojump_clock: trio.testing.MockClock) -> None:
-    async with open_fake_network(delay=(0.01, 0.05), duplicate=0.05, seed=3) as net, trio.open_nursery() as nursery:
+async def test_announce_then_get_peers_from_a_far_node(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with (
+        open_fake_network(delay=(0.01, 0.05), duplicate=0.05, seed=3) as net,
+        trio.open_nursery() as nursery,
+    ):
         sim = await build_dht(net, nursery, 80, config=FAST, seed=3)
         key = key_for("a chat room")
         # announcer and seeker: the two nodes whose ids are farthest from the key and each other

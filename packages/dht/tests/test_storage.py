@@ -58,14 +58,21 @@ def test_peer_reply_limit() -> None:
 
 def test_immutable_item() -> None:
     item = Item.immutable(b"hello")
-    assert item.raw == b"5:hello" and item.target == immutable_target(b"5:hello") and item.value == b"hello"
+    assert (
+        item.raw == b"5:hello"
+        and item.target == immutable_target(b"5:hello")
+        and item.value == b"hello"
+    )
     with pytest.raises(ItemError):
         Item.immutable(b"x" * 1000)
 
 
 def test_bep44_signature_payload_layout() -> None:
     assert signature_payload(b"12:Hello World!", 1) == b"3:seqi1e1:v12:Hello World!"
-    assert signature_payload(b"12:Hello World!", 1, b"foobar") == b"4:salt6:foobar3:seqi1e1:v12:Hello World!"
+    assert (
+        signature_payload(b"12:Hello World!", 1, b"foobar")
+        == b"4:salt6:foobar3:seqi1e1:v12:Hello World!"
+    )
 
 
 BEP44_PK = bytes.fromhex("77ff84905a91936367c01360803104f92432fcd904a43511876df5cdf3e7e548")
@@ -93,7 +100,9 @@ def test_bep44_vector_2_mutable_with_salt() -> None:
 
 
 def test_bep44_vector_3_immutable() -> None:
-    assert Item.immutable(b"Hello World!").target.hex() == "e5f96f6f38320f0f33959cb4d3d656452117aadb"
+    assert (
+        Item.immutable(b"Hello World!").target.hex() == "e5f96f6f38320f0f33959cb4d3d656452117aadb"
+    )
 
 
 def test_signing_key_round_trip() -> None:

@@ -24,9 +24,9 @@ from ._items import (
     signature_payload,
     verify_signature,
 )
+from ._keys import key_for
 from ._krpc import ErrorReply, Message, Query, Response, decode_message, encode_message
 from ._lookup import Lookup
-from ._keys import key_for
 from ._node_id import crc32c, is_valid_node_id, node_id_for_ip
 from ._protocol import (
     DhtConfig,
@@ -44,7 +44,9 @@ from ._storage import ItemStore, PeerStore, RateLimiter, TokenManager
 if TYPE_CHECKING:
     from ._node import DEFAULT_BOOTSTRAP, Node, PeerStream, PutResult, load_state, open_node
 
-_SHELL = frozenset({"DEFAULT_BOOTSTRAP", "Node", "PeerStream", "PutResult", "load_state", "open_node"})
+_SHELL = frozenset(
+    {"DEFAULT_BOOTSTRAP", "Node", "PeerStream", "PutResult", "load_state", "open_node"}
+)
 
 
 def __getattr__(name: str) -> Any:
@@ -54,6 +56,7 @@ def __getattr__(name: str) -> Any:
 
         return getattr(_node, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __version__ = "0.1.0"
 

@@ -44,7 +44,9 @@ def signature_payload(raw_v: bytes, seq: int, salt: bytes = b"") -> bytes:
     return head + b"3:seqi%de1:v" % seq + raw_v
 
 
-def verify_signature(public_key: bytes, signature: bytes, raw_v: bytes, seq: int, salt: bytes = b"") -> bool:
+def verify_signature(
+    public_key: bytes, signature: bytes, raw_v: bytes, seq: int, salt: bytes = b""
+) -> bool:
     """True if ``signature`` by ``public_key`` covers ``(salt, seq, v)``."""
     try:
         Ed25519PublicKey.from_public_bytes(public_key).verify(

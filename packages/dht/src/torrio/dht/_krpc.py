@@ -272,7 +272,9 @@ def _decode_query(raw: bytes, msg: dict[bytes, Any], tid: bytes, version: bytes 
     return Query(tid, method, sender, **kw)
 
 
-def _decode_response(raw: bytes, msg: dict[bytes, Any], tid: bytes, version: bytes | None) -> Response:
+def _decode_response(
+    raw: bytes, msg: dict[bytes, Any], tid: bytes, version: bytes | None
+) -> Response:
     r = msg.get(b"r")
     if not isinstance(r, dict):
         raise KrpcError("response without r dict", tid=tid)

@@ -130,7 +130,9 @@ class Lookup:
         """The candidate at ``addr``."""
         return self._by_addr.get(addr)
 
-    def on_response(self, addr: PeerAddr, sender: NodeId, token: bytes | None, nodes: Iterable[NodeInfo]) -> None:
+    def on_response(
+        self, addr: PeerAddr, sender: NodeId, token: bytes | None, nodes: Iterable[NodeInfo]
+    ) -> None:
         """``addr`` answered with ``nodes``; its token is kept for announce/put."""
         c = self._by_addr.get(addr)
         if c is None or c.state != PENDING:
@@ -174,7 +176,11 @@ class Lookup:
         count = self.k if count is None else count
         out = []
         for _, _, c in self._sorted:
-            if c.state == RESPONDED and c.id is not None and (c.token is not None or not with_token):
+            if (
+                c.state == RESPONDED
+                and c.id is not None
+                and (c.token is not None or not with_token)
+            ):
                 out.append(c)
                 if len(out) >= count:
                     break

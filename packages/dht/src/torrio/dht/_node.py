@@ -132,7 +132,9 @@ class Node:
         self.protocol = protocol
         self.endpoint = endpoint
         self.local_addr = local_addr
-        self._in_send, self._in_recv = trio.open_memory_channel[tuple[bytes, SocketAddress]](queue_size)
+        self._in_send, self._in_recv = trio.open_memory_channel[tuple[bytes, SocketAddress]](
+            queue_size
+        )
         self._listeners: dict[int, trio.MemorySendChannel[Event]] = {}
         self._event_buffer = event_buffer
         self._scope: trio.CancelScope | None = None
@@ -211,7 +213,9 @@ class Node:
 
     # ------------------------------------------------------------ lookups
 
-    def _start(self, kind: LookupKind, target: NodeId, **kw: object) -> tuple[int, trio.MemoryReceiveChannel[Event]]:
+    def _start(
+        self, kind: LookupKind, target: NodeId, **kw: object
+    ) -> tuple[int, trio.MemoryReceiveChannel[Event]]:
         lid = self.protocol.start_lookup(kind, target, trio.current_time(), **kw)  # type: ignore[arg-type]
         send, recv = trio.open_memory_channel[Event](self._event_buffer)
         self._listeners[lid] = send
@@ -226,7 +230,9 @@ class Node:
         self.protocol.cancel_lookup(lid)
         self._listeners.pop(lid, None)
 
-    async def _run_lookup(self, kind: LookupKind, target: NodeId, **kw: object) -> tuple[list[Event], LookupDone]:
+    async def _run_lookup(
+        self, kind: LookupKind, target: NodeId, **kw: object
+    ) -> tuple[list[Event], LookupDone]:
         lid, recv = self._start(kind, target, **kw)
         events: list[Event] = []
         try:
@@ -245,8 +251,12 @@ class Node:
 
     async def find_node(self, target: KeyLike) -> list[NodeInfo]:
         """The nearest nodes to ``target`` that answered."""
+        return list((await self.lookup(target)).nodes)
+
+    async def lookup(self, target: KeyLike) -> LookupDone:
+        """A ``find_node`` lookup for ``target``: its nearest nodes, rounds and query count."""
         _, done = await self._run_lookup("find_node", _key(target))
-        return list(done.nodes)
+        return done
 
     def get_peers(self, key: KeyLike) -> PeerStream:
         """Peers announced for ``key``, yielded as they arrive: ``async for peer in node.get_peers(key)``."""
@@ -362,7 +372,9 @@ def _peer(src: SocketAddress) -> PeerAddr | None:
         return None
 
 
-async def _resolve(hosts: Iterable[tuple[str, int] | PeerAddr | str], family: int) -> list[PeerAddr]:
+async def _resolve(
+    hosts: Iterable[tuple[str, int] | PeerAddr | str], family: int
+) -> list[PeerAddr]:
     out = []
     for h in hosts:
         if isinstance(h, PeerAddr):
@@ -382,8 +394,7 @@ async def _resolve(hosts: Iterable[tuple[str, int] | PeerAddr | str], family: in
             infos = await trio.socket.getaddrinfo(host, port, fam, trio.socket.SOCK_DGRAM)
         except OSError:
             continue
-        for info in infos[:2]:
-            out.append(PeerAddr.from_tuple(info[4][:2]))  # type: ignore[arg-type]
+        out.extend(PeerAddr.from_tuple((str(info[4][0]), int(info[4][1]))) for info in infos[:2])
     return [a for a in out if a.family == family]
 
 
@@ -411,21 +422,59 @@ async def open_node(
     cfg = config or DhtConfig()
     if read_only:
         cfg = attrs.evolve(cfg, read_only=True)
+    if endpoint is not None and local_addr is None:
+        raise DhtError("open_node(endpoint=...) needs local_addr")
     saved_id, saved_nodes = load_state(state) if state is not None else (None, [])
+    try:
+        async with _node_nursery(
+            host,
+            port,
+            bootstrap,
+            state,
+            node_id or saved_id,
+            saved_nodes,
+            cfg,
+            endpoint,
+            local_addr,
+            wait_joined,
+        ) as node:
+            yield node
+    except BaseExceptionGroup as group:
+        # our background tasks only end by cancellation: a lone error came from the caller's
+        # block (or from binding), so hand it back as itself rather than wrapped in a group
+        if len(group.exceptions) == 1:
+            raise group.exceptions[0] from None
+        raise
+
+
+@asynccontextmanager
+async def _node_nursery(
+    host: str,
+    port: int,
+    bootstrap: Sequence[tuple[str, int] | PeerAddr | str],
+    state: str | os.PathLike[str] | None,
+    node_id: NodeId | None,
+    saved_nodes: list[NodeInfo],
+    cfg: DhtConfig,
+    endpoint: DatagramEndpoint | None,
+    local_addr: SocketAddress | None,
+    wait_joined: bool,
+) -> AsyncIterator[Node]:
     async with trio.open_nursery() as nursery:
         sock = None
         if endpoint is None:
             fam = 6 if ":" in host else 4
-            sock = trio.socket.socket(trio.socket.AF_INET6 if fam == 6 else trio.socket.AF_INET, trio.socket.SOCK_DGRAM)
+            sock = trio.socket.socket(
+                trio.socket.AF_INET6 if fam == 6 else trio.socket.AF_INET, trio.socket.SOCK_DGRAM
+            )
             await sock.bind((host, port))
             la = sock.getsockname()
             local_addr = (la[0], la[1])
             endpoint = _SocketEndpoint(sock)
-        elif local_addr is None:
-            raise DhtError("open_node(endpoint=...) needs local_addr")
+        assert local_addr is not None
         try:
             family = ipaddress.ip_address(local_addr[0]).version
-            proto = DhtProtocol(node_id or saved_id, family=family, config=cfg, now=trio.current_time())
+            proto = DhtProtocol(node_id, family=family, config=cfg, now=trio.current_time())
             node = Node(proto, endpoint, local_addr)
             for n in saved_nodes:
                 proto.add_node(n, trio.current_time())

@@ -45,7 +45,9 @@ def _prefix_crc(ip: IPAddress, r: int) -> int:
     return crc32c(masked.to_bytes(8, "big"))
 
 
-def node_id_for_ip(ip: str | IPAddress, rand: int | None = None, tail: bytes | None = None) -> NodeId:
+def node_id_for_ip(
+    ip: str | IPAddress, rand: int | None = None, tail: bytes | None = None
+) -> NodeId:
     """A BEP 42-conformant node id for our external ``ip``.
 
     ``rand`` (0-255) is the last byte (its low 3 bits choose ``r``); ``tail`` gives the 17 bytes

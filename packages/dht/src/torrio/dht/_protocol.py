@@ -198,10 +198,19 @@ class DhtProtocol:
         self._ip_votes: OrderedDict[IPAddress, int] = OrderedDict()
         self._next_housekeeping = now + 60.0
         self._c: dict[str, int] = dict.fromkeys(
-            (
-                "packets_in packets_out bytes_in bytes_out queries_in responses_in dropped_malformed "
-                "dropped_rate_limited dropped_unexpected timeouts lookups_done"
-            ).split(),
+            [
+                "packets_in",
+                "packets_out",
+                "bytes_in",
+                "bytes_out",
+                "queries_in",
+                "responses_in",
+                "dropped_malformed",
+                "dropped_rate_limited",
+                "dropped_unexpected",
+                "timeouts",
+                "lookups_done",
+            ],
             0,
         )
 
@@ -287,11 +296,14 @@ class DhtProtocol:
         except KrpcError as exc:
             self._c["dropped_malformed"] += 1
             # a readable query that failed validation still deserves an error answer
-            if exc.query and exc.tid is not None and not self.config.read_only:
-                if self._limiter.allow(addr.ip, now):
-                    self._emit(
-                        encode_message(ErrorReply(exc.tid, exc.code, str(exc)[:120], ip=addr)), addr
-                    )
+            tid = exc.tid
+            if (
+                exc.query
+                and tid is not None
+                and not self.config.read_only
+                and self._limiter.allow(addr.ip, now)
+            ):
+                self._emit(encode_message(ErrorReply(tid, exc.code, str(exc)[:120], ip=addr)), addr)
             return
         if isinstance(msg, Query):
             if self.config.read_only:
@@ -350,14 +362,17 @@ class DhtProtocol:
 
     def _error(self, q: Query, addr: PeerAddr, code: int, text: str) -> None:
         self._emit(
-            encode_message(ErrorReply(q.tid, code, text, ip=addr, version=self.config.version)), addr
+            encode_message(ErrorReply(q.tid, code, text, ip=addr, version=self.config.version)),
+            addr,
         )
 
     def _on_query(self, q: Query, addr: PeerAddr, now: float) -> None:
         if not q.read_only:
             verified = is_valid_node_id(q.sender, addr.ip)
             if verified or not self.config.enforce_node_id:
-                self._tables[addr.family].heard(NodeInfo(q.sender, addr), now, replied=False, verified=verified)
+                self._tables[addr.family].heard(
+                    NodeInfo(q.sender, addr), now, replied=False, verified=verified
+                )
         m = q.method
         if m == "ping":
             self._reply(q, addr)
@@ -493,14 +508,22 @@ class DhtProtocol:
         for c in st.lookup.closest(with_token=True):
             fields: dict[str, Any] = {"token": c.token}
             if method == "announce_peer":
-                fields.update(info_hash=st.lookup.target, port=st.announce_port or 0, implied_port=st.implied_port)
+                fields.update(
+                    info_hash=st.lookup.target,
+                    port=st.announce_port or 0,
+                    implied_port=st.implied_port,
+                )
             else:
                 item = st.put_item
                 assert item is not None
                 fields.update(value=item.raw)
                 if item.mutable:
                     fields.update(
-                        key=item.public_key, signature=item.signature, seq=item.seq, salt=item.salt, cas=st.cas
+                        key=item.public_key,
+                        signature=item.signature,
+                        seq=item.seq,
+                        salt=item.salt,
+                        cas=st.cas,
                     )
             if self._query(c.addr, method, now, lookup_id=lid, store=True, **fields):
                 st.storing += 1

@@ -221,7 +221,9 @@ class RoutingTable:
         while bucket.replacements:
             rep = bucket.replacements.pop()
             if rep.node.addr in self._by_addr or (
-                self.restrict_ips and rep.node.addr.ip in self._by_ip and rep.node.addr.ip != addr.ip
+                self.restrict_ips
+                and rep.node.addr.ip in self._by_ip
+                and rep.node.addr.ip != addr.ip
             ):
                 continue
             self._remove(bucket, c)
@@ -236,7 +238,9 @@ class RoutingTable:
         if c is not None:
             self._remove(self._buckets[self._index(c.id_int)], c)
 
-    def closest(self, target: NodeId | int, count: int | None = None, now: float = 0.0) -> list[NodeInfo]:
+    def closest(
+        self, target: NodeId | int, count: int | None = None, now: float = 0.0
+    ) -> list[NodeInfo]:
         """Up to ``count`` (default k) non-bad contacts nearest ``target``, nearest first."""
         t = target if isinstance(target, int) else int(target)
         count = self.k if count is None else count
@@ -262,7 +266,9 @@ class RoutingTable:
                 out.append(NodeId.from_int(((self._own & high_mask) | (~self._own & flip)) | low))
             else:
                 high_mask = ((1 << 160) - 1) ^ ((1 << (160 - i)) - 1) if i else 0
-                out.append(NodeId.from_int((self._own & high_mask) | (rnd & ~high_mask & ((1 << 160) - 1))))
+                out.append(
+                    NodeId.from_int((self._own & high_mask) | (rnd & ~high_mask & ((1 << 160) - 1)))
+                )
         return out
 
     def next_refresh(self, interval: float = GOOD_INTERVAL) -> float:

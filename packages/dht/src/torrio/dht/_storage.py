@@ -24,7 +24,12 @@ class TokenManager:
     """Write tokens: a hash of a secret and the requester's IP. The secret rotates every five
     minutes and the previous one is still accepted, so a token lives five to ten minutes."""
 
-    def __init__(self, now: float, rotation: float = TOKEN_ROTATION, urandom: Callable[[int], bytes] = os.urandom) -> None:
+    def __init__(
+        self,
+        now: float,
+        rotation: float = TOKEN_ROTATION,
+        urandom: Callable[[int], bytes] = os.urandom,
+    ) -> None:
         self._urandom = urandom
         self.rotation = rotation
         self._secret = urandom(16)
@@ -62,7 +67,9 @@ class PeerStore:
     peers per key (the oldest announce goes first).
     """
 
-    def __init__(self, *, max_keys: int = 5000, max_peers: int = 200, ttl: float = PEER_TTL) -> None:
+    def __init__(
+        self, *, max_keys: int = 5000, max_peers: int = 200, ttl: float = PEER_TTL
+    ) -> None:
         self.max_keys = max_keys
         self.max_peers = max_peers
         self.ttl = ttl
@@ -85,12 +92,16 @@ class PeerStore:
         while len(peers) > self.max_peers:
             peers.popitem(last=False)
 
-    def get(self, key: NodeId, now: float, limit: int = 50, family: int | None = None) -> list[PeerAddr]:
+    def get(
+        self, key: NodeId, now: float, limit: int = 50, family: int | None = None
+    ) -> list[PeerAddr]:
         """Up to ``limit`` live peers for ``key`` (a random choice when there are more)."""
         peers = self._keys.get(key.value)
         if not peers:
             return []
-        live = [p for p, exp in peers.items() if exp > now and (family is None or p.family == family)]
+        live = [
+            p for p, exp in peers.items() if exp > now and (family is None or p.family == family)
+        ]
         if len(live) > limit:
             live = random.sample(live, limit)
         return live

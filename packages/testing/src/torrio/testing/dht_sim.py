@@ -69,7 +69,7 @@ async def build_dht(
     rng = random.Random(seed)
     cfg = config or DhtConfig(rate_limit=1000.0, rate_burst=1000.0)
     nodes: list[Node] = []
-    for i in range(count):
+    for _i in range(count):
         ep = net.endpoint()
         proto = DhtProtocol(NodeId(rng.randbytes(20)), config=cfg, now=trio.current_time())
         node = Node(proto, ep, ep.addr)
@@ -94,20 +94,15 @@ async def measure_lookups(sim: DhtSimulation, count: int, k: int = 8) -> LookupR
         target = NodeId(sim.rng.randbytes(20))
         node = sim.rng.choice(sim.nodes)
         start = trio.current_time()
-        lid, recv = node._start("find_node", target)
-        done = None
-        async for ev in recv:
-            if type(ev).__name__ == "LookupDone":
-                done = ev
-                break
-        node._cancel(lid)
-        assert done is not None
+        done = await node.lookup(target)
         seconds += trio.current_time() - start
         truth = set(sim.true_closest(target, k))
-        got = {n.id for n in done.nodes}  # type: ignore[attr-defined]
+        got = {n.id for n in done.nodes}
         hit = len(truth & got)
         found += hit
         exact += hit == k
-        rounds += done.rounds  # type: ignore[attr-defined]
-        packets += done.queries  # type: ignore[attr-defined]
-    return LookupReport(count, exact, found / (count * k), rounds / count, packets / count, seconds / count)
+        rounds += done.rounds
+        packets += done.queries
+    return LookupReport(
+        count, exact, found / (count * k), rounds / count, packets / count, seconds / count
+    )

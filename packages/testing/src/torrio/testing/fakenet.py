@@ -40,7 +40,13 @@ class FakeNetworkStatistics:
 class FakeEndpoint:
     """One address on a :class:`FakeNetwork`."""
 
-    def __init__(self, net: FakeNetwork, addr: SocketAddress, handler: DatagramHandler | None, queue_size: int) -> None:
+    def __init__(
+        self,
+        net: FakeNetwork,
+        addr: SocketAddress,
+        handler: DatagramHandler | None,
+        queue_size: int,
+    ) -> None:
         self._net = net
         self.addr = addr
         self.handler = handler
@@ -106,7 +112,9 @@ class FakeNetwork:
         self._sent = self._delivered = self._lost = self._duplicated = self._undeliverable = 0
         self._queue_dropped = 0
 
-    def endpoint(self, addr: SocketAddress | None = None, *, handler: DatagramHandler | None = None) -> FakeEndpoint:
+    def endpoint(
+        self, addr: SocketAddress | None = None, *, handler: DatagramHandler | None = None
+    ) -> FakeEndpoint:
         """A new endpoint at ``addr`` (default: the next free ``10.x.y.1:6881``, each in its own /24)."""
         if addr is None:
             while True:
@@ -140,7 +148,9 @@ class FakeNetwork:
             if d <= 0:
                 self._deliver(data, src, dst)
             else:
-                heapq.heappush(self._heap, (trio.current_time() + d, next(self._seq), data, src, dst))
+                heapq.heappush(
+                    self._heap, (trio.current_time() + d, next(self._seq), data, src, dst)
+                )
                 self._wake.set()
 
     def _deliver(self, data: bytes, src: SocketAddress, dst: SocketAddress) -> None:
@@ -169,7 +179,12 @@ class FakeNetwork:
     def statistics(self) -> FakeNetworkStatistics:
         """Counters so far."""
         return FakeNetworkStatistics(
-            self._sent, self._delivered, self._lost, self._duplicated, self._undeliverable, self._queue_dropped
+            self._sent,
+            self._delivered,
+            self._lost,
+            self._duplicated,
+            self._undeliverable,
+            self._queue_dropped,
         )
 
 

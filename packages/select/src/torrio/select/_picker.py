@@ -24,6 +24,7 @@ from collections import deque
 from collections.abc import Hashable, Iterable, Sequence
 from itertools import islice
 from math import isqrt
+from typing import Any
 
 import attrs
 
@@ -104,13 +105,20 @@ class PickerSettings:
     sequential_scan: int = 4096
 
 
+def _as_list(holders: Any) -> list[Hashable]:
+    return holders if isinstance(holders, list) else [holders]
+
+
 class _Partial:
     __slots__ = ("holders", "nblocks", "nfree", "nreceived", "sources", "speed", "state")
 
     def __init__(self, nblocks: int, speed: SpeedClass | None) -> None:
         self.nblocks = nblocks
         self.state = bytearray(nblocks)
-        self.holders: dict[int, list[Hashable]] = {}
+        # block -> the peer holding its request, or a list of peers (endgame duplicates). Peer
+        # keys are hashable, lists are not, so the two never mix up; one peer per block spares
+        # an allocation per request.
+        self.holders: dict[int, Any] = {}
         self.nfree = nblocks
         self.nreceived = 0
         self.sources: list[Hashable | None] = [None] * nblocks
@@ -305,10 +313,10 @@ class Picker:
         self, p: int, peer: Hashable, st: _Peer, n: int, out: list[BlockRequest], speed: SpeedClass
     ) -> int:
         """Request up to ``n`` free blocks of piece ``p`` for ``peer``; returns how many."""
+        if self._have[p] or not self._prio[p]:
+            return 0
         part = self._partials.get(p)
         if part is None:
-            if self._have[p] or not self._prio[p]:
-                return 0
             part = self._start(p, speed)
         if not part.nfree:
             return 0
@@ -317,14 +325,16 @@ class Picker:
         state = part.state
         holders = part.holders
         size = self._sizes[p]
+        full_until = size - BLOCK_SIZE  # every block starting at or before this is full
         reqs = st.reqs
+        new = tuple.__new__
         got = 0
         i = state.find(_FREE)
         while got < n and i >= 0:
             state[i] = _REQUESTED
-            holders[i] = [peer]
+            holders[i] = peer
             off = i * BLOCK_SIZE
-            r = BlockRequest(p, off, min(BLOCK_SIZE, size - off))
+            r = new(BlockRequest, (p, off, BLOCK_SIZE if off <= full_until else size - off))
             reqs.add(r)
             out.append(r)
             got += 1
@@ -341,16 +351,23 @@ class Picker:
         limit = self.settings.endgame_duplicates
         size = self._sizes[p]
         got = 0
-        for i, hs in part.holders.items():
+        holders = part.holders
+        for i, hs in holders.items():
             if got >= n:
                 break
-            if len(hs) < limit and peer not in hs:
+            if isinstance(hs, list):
+                if len(hs) >= limit or peer in hs:
+                    continue
                 hs.append(peer)
-                off = i * BLOCK_SIZE
-                r = BlockRequest(p, off, min(BLOCK_SIZE, size - off))
-                st.reqs.add(r)
-                out.append(r)
-                got += 1
+            else:
+                if limit < 2 or hs == peer:
+                    continue
+                holders[i] = [hs, peer]
+            off = i * BLOCK_SIZE
+            r = BlockRequest(p, off, min(BLOCK_SIZE, size - off))
+            st.reqs.add(r)
+            out.append(r)
+            got += 1
         return got
 
     def _speed_of(self, peer: Hashable, st: _Peer, now: float) -> SpeedClass:
@@ -581,7 +598,7 @@ class Picker:
         if part is not None:
             for i, hs in part.holders.items():
                 r = self.layout.block(piece, i)
-                for h in hs:
+                for h in _as_list(hs):
                     st = self._peers.get(h)
                     if st is not None:
                         st.reqs.discard(r)
@@ -713,7 +730,8 @@ class Picker:
             for p, part in self._open.items():
                 if self._prio[p] and self._has(st, p):
                     if part.speed is None or part.speed == speed:
-                        cands.append((-self._prio[p], self._avail[p], p))
+                        order = p if self._sequential else self._avail[p]
+                        cands.append((-self._prio[p], order, p))
                     else:
                         mismatched.append(p)
             cands.sort()
@@ -749,9 +767,8 @@ class Picker:
         return self._sent(peer, out, now)
 
     def _sent(self, peer: Hashable, out: list[BlockRequest], now: float) -> list[BlockRequest]:
-        sent = self.queueing.request_sent
-        for r in out:
-            sent(peer, r, now)
+        if out:
+            self.queueing.requests_sent(peer, out, now)
         return out
 
     def _pick_deadlines(
@@ -872,14 +889,11 @@ class Picker:
             part = self._start(p, self._speed_of(peer, st, now))
         state = part.state
         if state[i] == _RECEIVED:
-            hs = part.holders.get(i)
-            if hs is not None and peer in hs:
-                hs.remove(peer)
             return BlockResult(False)
         others: tuple[Hashable, ...] = ()
         hs = part.holders.pop(i, None)
         if hs is not None:
-            others = tuple(h for h in hs if h != peer)
+            others = tuple(h for h in _as_list(hs) if h != peer)
             for h in others:
                 ost = self._peers.get(h)
                 if ost is not None:
@@ -925,10 +939,13 @@ class Picker:
             return
         i = r.offset // BLOCK_SIZE
         hs = part.holders.get(i)
-        if hs is None or peer not in hs:
+        if isinstance(hs, list):
+            if peer in hs:
+                hs.remove(peer)
+                if len(hs) == 1:
+                    part.holders[i] = hs[0]
             return
-        hs.remove(peer)
-        if hs:
+        if hs is None or hs != peer:
             return
         del part.holders[i]
         if part.state[i] == _REQUESTED:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 from typing import Protocol, runtime_checkable
 
 import attrs
@@ -74,7 +74,7 @@ class QueueStatistics:
 class QueueingStrategy(Protocol):
     """Decides how many requests each peer may have outstanding and when they expire.
 
-    The picker reports every request it hands out (``request_sent``), every request that ends
+    The picker reports every request it hands out (``requests_sent``), every request that ends
     without data (``request_finished``: rejected, cancelled, released) and every block
     (``block_received``); ``expire(now)`` returns the requests to take back.
     """
@@ -85,8 +85,8 @@ class QueueingStrategy(Protocol):
     def remove_peer(self, peer: Hashable) -> None:
         """Forget ``peer`` and its requests."""
 
-    def request_sent(self, peer: Hashable, request: BlockRequest, now: float) -> None:
-        """``request`` was handed to ``peer`` at ``now``."""
+    def requests_sent(self, peer: Hashable, requests: Sequence[BlockRequest], now: float) -> None:
+        """``requests`` were handed to ``peer`` at ``now`` (in this order)."""
 
     def request_finished(self, peer: Hashable, request: BlockRequest) -> None:
         """``request`` to ``peer`` ended without data (rejected, cancelled, released); idempotent."""
@@ -148,13 +148,13 @@ class RequestQueue:
             q = self._peers[peer] = _QPeer(now)
         return q
 
-    def request_sent(self, peer: Hashable, request: BlockRequest, now: float) -> None:
-        """Record ``request`` sent to ``peer`` at ``now``."""
+    def requests_sent(self, peer: Hashable, requests: Sequence[BlockRequest], now: float) -> None:
+        """Record ``requests`` sent to ``peer`` at ``now``."""
         q = self._get(peer, now)
         if not q.requests:
             # The snub clock runs only while the peer owes us something.
             q.waiting_since = now
-        q.requests[request] = now
+        q.requests.update(dict.fromkeys(requests, now))
 
     def request_finished(self, peer: Hashable, request: BlockRequest) -> None:
         """Drop ``request`` without data."""

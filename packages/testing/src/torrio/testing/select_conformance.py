@@ -283,8 +283,7 @@ class QueueingConformance:
         q.add_peer("a", 0.0)
         assert q.queue_depth("a", 0.0) >= 1
         reqs = [BlockRequest(0, i * BLOCK_SIZE, BLOCK_SIZE) for i in range(3)]
-        for r in reqs:
-            q.request_sent("a", r, 0.0)
+        q.requests_sent("a", reqs, 0.0)
         assert q.outstanding("a") == 3
         q.request_finished("a", reqs[0])
         q.request_finished("a", reqs[0])
@@ -304,8 +303,8 @@ class QueueingConformance:
         q = self.make_queue()
         q.add_peer("a", 0.0)
         reqs = [BlockRequest(0, i * BLOCK_SIZE, BLOCK_SIZE) for i in range(4)]
-        for r in reqs:
-            q.request_sent("a", r, 0.0)
+        q.requests_sent("a", reqs[:2], 0.0)
+        q.requests_sent("a", reqs[2:], 0.5)
         q.request_finished("a", reqs[0])
         deadline = q.next_deadline()
         assert deadline is not None
@@ -325,7 +324,7 @@ class QueueingConformance:
     def test_silent_peer_gets_one_request(self) -> None:
         q = self.make_queue()
         q.add_peer("a", 0.0)
-        q.request_sent("a", BlockRequest(0, 0, BLOCK_SIZE), 0.0)
+        q.requests_sent("a", [BlockRequest(0, 0, BLOCK_SIZE)], 0.0)
         t = 0.0
         while not q.is_snubbed("a"):
             nd = q.next_deadline()
@@ -333,7 +332,7 @@ class QueueingConformance:
             t = nd
             q.expire(t)
             if q.outstanding("a") == 0 and not q.is_snubbed("a"):
-                q.request_sent("a", BlockRequest(0, 0, BLOCK_SIZE), t)
+                q.requests_sent("a", [BlockRequest(0, 0, BLOCK_SIZE)], t)
         assert q.queue_depth("a", t) == 1
         q.block_received("a", BlockRequest(0, 0, BLOCK_SIZE), t + 1)
         assert not q.is_snubbed("a")

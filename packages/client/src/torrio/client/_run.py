@@ -66,6 +66,12 @@ def add_transfer_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--interval", type=float, default=2.0, help="seconds between plain progress lines"
     )
+    p.add_argument(
+        "--resume-interval",
+        type=float,
+        default=30.0,
+        help="seconds between fast-resume saves (also saved on exit; default 30)",
+    )
 
 
 def _file_priorities(specs: list[str], nfiles: int) -> tuple[int, ...] | None:
@@ -148,9 +154,15 @@ async def _run(args: argparse.Namespace, mode: str) -> int:
         max_download_rate=args.max_down,
         max_upload_rate=args.max_up,
         resume_dir=resume_dir,
+        resume_interval=args.resume_interval,
+        stats_interval=0,
     ) as session:
         events = session.events()
+        print(
+            f"torrio: listening on {args.listen_host}:{session.port}", file=sys.stderr, flush=True
+        )
         handle = await session.add_torrent(params)
+        await handle.wait_checked()
         with (
             TorrentDisplay(verbose=args.verbose, interval=args.interval) as display,
             trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals,

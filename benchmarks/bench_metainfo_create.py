@@ -9,6 +9,7 @@ torrio/libtorrent ratios for v1 and hybrid (target <= 0.8), plus `mktorrent -t 2
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import shutil
 import subprocess
@@ -16,6 +17,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from torrio.metainfo import TorrentBuilder
 
@@ -62,6 +64,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=1, help="runs per tool (best is kept)")
     args = ap.parse_args()
 
+    lt: Any
     try:
         import libtorrent as lt
     except ImportError:
@@ -76,7 +79,7 @@ def main() -> None:
         tools: dict[str, Callable[[], object]] = {}
         for version in ("v1", "hybrid"):
             b = TorrentBuilder(data, version=version, piece_length=PIECE)
-            tools[f"torrio {version}"] = lambda b=b: b.build(threads=args.threads)
+            tools[f"torrio {version}"] = functools.partial(b.build, threads=args.threads)
             if lt is not None:
                 flags = lt.create_torrent.v1_only if version == "v1" else 0
 

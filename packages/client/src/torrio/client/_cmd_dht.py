@@ -34,9 +34,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     sub = p.add_subparsers(dest="dht_command", metavar="SUBCOMMAND", required=True)
 
-    def node_opts(q: argparse.ArgumentParser, default_port: int) -> None:
+    def node_opts(q: argparse.ArgumentParser, default_port: int, flag: str = "--port") -> None:
         q.add_argument(
-            "--port", type=int, default=default_port, help=f"UDP port (default {default_port})"
+            flag,
+            dest="port",
+            type=int,
+            default=default_port,
+            help=f"UDP port of our DHT node (default {default_port or 'any'})",
         )
         q.add_argument("--host", default="0.0.0.0", help="address to bind (default 0.0.0.0)")
         q.add_argument(
@@ -68,13 +72,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     an = sub.add_parser("announce", parents=[common_options()], help="announce a peer for KEY")
     an.add_argument("key", metavar="KEY", nargs="?", help="40-hex info-hash")
     an.add_argument("--text", metavar="WORDS", help="use the SHA-1 of WORDS as the key")
-    node_opts(an, 0)
     an.add_argument(
-        "--announce-port",
+        "--port",
+        dest="announce_port",
         type=int,
         default=None,
-        help="the port announced (default: --port, or the port the DHT sees when --port is 0)",
+        help="the port to announce (default: the port the DHT sees us on, BEP 5 implied_port)",
     )
+    node_opts(an, 0, "--dht-port")
     an.set_defaults(handler=_handle_announce)
 
     put = sub.add_parser("put", parents=[common_options()], help="store VALUE (BEP 44)")
@@ -240,7 +245,7 @@ def _handle_get_peers(args: argparse.Namespace) -> int:
 
 def _handle_announce(args: argparse.Namespace) -> int:
     key = _key_arg(args)
-    port = args.announce_port if args.announce_port is not None else (args.port or None)
+    port = args.announce_port
 
     async def work(node: Node) -> int:
         return await node.announce(key, port)

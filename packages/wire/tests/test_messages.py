@@ -226,6 +226,31 @@ def test_partial_message_then_rest_grows_buffer_once() -> None:
     assert d.next_event() == Extended(3, bytes(100_000))
 
 
+@pytest.mark.parametrize(
+    ("feature", "message"),
+    [
+        ("fast", HaveAll()),
+        ("fast", Reject(0, 0, 1)),
+        ("fast", AllowedFast(1)),
+        ("extension_protocol", Extended(0, b"de")),
+        ("dht", Port(1)),
+        ("v2", HashRequest(ROOT, 0, 0, 2, 0)),
+    ],
+)
+def test_messages_of_features_not_negotiated_are_refused(feature: str, message: Message) -> None:
+    flags = {"fast": True, "extension_protocol": True, "dht": True, "v2": True}
+    assert decode_all(encode(message), **flags) == [message]
+    flags[feature] = False
+    with pytest.raises(WireError, match="not negotiated"):
+        decode_all(encode(message), **flags)
+    d = WireDecoder()
+    d.negotiate(**flags)
+    d.receive_data(encode(Have(1)) + encode(message))
+    assert d.next_event() == Have(1)
+    with pytest.raises(WireError):
+        d.next_event()
+
+
 def test_get_buffer_protocol() -> None:
     d = WireDecoder()
     data = encode_many([Have(1), Piece(1, 0, bytes(16384)), Have(2)])

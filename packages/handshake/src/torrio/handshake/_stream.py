@@ -67,20 +67,22 @@ class PeerStream(trio.abc.Stream):
             chunk = self._take_prefix(n)
             buffer[: len(chunk)] = chunk
             return len(chunk)
-        sock = getattr(self.transport_stream, "socket", None)
-        if sock is not None and isinstance(self.transport_stream, trio.SocketStream):
-            got: int = await sock.recv_into(buffer, n)
+        target = buffer
+        if self._dec is not None:
+            # encrypted: receive into a scratch buffer and let RC4 write the plaintext into the
+            # caller's buffer (the decryption is the only user-space copy)
+            if len(self._scratch) < n:
+                self._scratch = bytearray(n)
+            target = memoryview(self._scratch)[:n]
+        transport = self.transport_stream
+        if isinstance(transport, trio.SocketStream):
+            got: int = await transport.socket.recv_into(target, n)
         else:
-            data = await self.transport_stream.receive_some(n)
+            data = await transport.receive_some(n)
             got = len(data)
-            buffer[:got] = data
+            target[:got] = data
         if self._dec is not None and got:
-            # cryptography refuses overlapping in/out buffers: decrypt via a scratch copy
-            if len(self._scratch) < got:
-                self._scratch = bytearray(got)
-            view = memoryview(self._scratch)[:got]
-            view[:] = buffer[:got]
-            self._dec.process_into(view, buffer[:got])
+            self._dec.process_into(target[:got], buffer[:got])
         return got
 
     async def send_eof(self) -> None:

@@ -119,6 +119,10 @@ class WireDecoder:
         max_extended_size: int = DEFAULT_MAX_EXTENDED_SIZE,
         max_hashes_size: int = DEFAULT_MAX_HASHES_SIZE,
         buffer_size: int = 1 << 18,
+        fast: bool = True,
+        extension_protocol: bool = True,
+        dht: bool = True,
+        v2: bool = True,
     ) -> None:
         self._max_block = max_block_size
         self._max_ext = max_extended_size
@@ -132,6 +136,29 @@ class WireDecoder:
         self.payload_received = 0
         self.messages_received = 0
         self.set_num_pieces(num_pieces)
+        self._forbidden: frozenset[int] = frozenset()
+        self.negotiate(fast=fast, extension_protocol=extension_protocol, dht=dht, v2=v2)
+
+    def negotiate(
+        self, *, fast: bool, extension_protocol: bool, dht: bool = True, v2: bool = True
+    ) -> None:
+        """Refuse messages of features the handshakes did not both enable.
+
+        ``fast`` (BEP 6: suggest, have all/none, reject, allowed fast), ``extension_protocol``
+        (BEP 10 extended messages), ``dht`` (the port message), ``v2`` (BEP 52 hash messages).
+        The decoder default allows everything; a session passes the intersection of both
+        peers' reserved bits.
+        """
+        forbidden: set[int] = set()
+        if not fast:
+            forbidden |= {SUGGEST, HAVE_ALL, HAVE_NONE, REJECT, ALLOWED_FAST}
+        if not extension_protocol:
+            forbidden.add(EXTENDED)
+        if not dht:
+            forbidden.add(PORT)
+        if not v2:
+            forbidden |= {HASH_REQUEST, HASHES, HASH_REJECT}
+        self._forbidden = frozenset(forbidden)
 
     @property
     def num_pieces(self) -> int | None:
@@ -222,6 +249,8 @@ class WireDecoder:
                 raise WireError(f"message too long ({length} bytes)")
             return NEED_DATA
         msg_id = buf[r + 4]
+        if msg_id in self._forbidden:
+            raise WireError("message of a feature that was not negotiated", msg_id)
         limit = self._limit(msg_id)
         if length > limit:
             raise WireError(f"message too long ({length} > {limit} bytes)", msg_id)

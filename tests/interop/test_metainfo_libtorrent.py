@@ -169,3 +169,16 @@ def test_magnets_round_trip(tmp_path: Path, version: str) -> None:
     with_peers = Magnet(t.info_hash, "n", peers=(("127.0.0.1", 6881), ("::1", 6882)))
     atp = lt.parse_magnet_uri(with_peers.to_uri())
     assert sorted((str(a), int(p)) for a, p in atp.peers) == [("127.0.0.1", 6881), ("::1", 6882)]
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_regression_directory_with_one_file(tmp_path: Path, version: str) -> None:
+    # A v2 file tree with one file at its root is a single-file torrent named by that file,
+    # while the v1 half of a hybrid lists it under the directory: both views must agree.
+    root = make_random_tree(tmp_path / "d", {"only.bin": 40_000}, seed=9)
+    data = ltx.create_torrent(root, piece_size=P, version=version)
+    t = Torrent.from_bytes(data)
+    _same(t, _lt().torrent_info(data))
+    ours = TorrentBuilder(root, version=version, piece_length=P).build()
+    _same(ours, _lt().torrent_info(ours.to_bytes()))
+    assert verify(t, tmp_path if version != "v2" else root).complete

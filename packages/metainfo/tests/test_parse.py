@@ -413,3 +413,13 @@ def test_with_piece_layers() -> None:
     assert v1.has_all_piece_layers
     with pytest.raises(MetainfoError):
         v1.with_piece_layers({})
+
+
+@pytest.mark.parametrize("version", ["v2", "hybrid"])
+def test_regression_hybrid_directory_with_one_file(version: str) -> None:
+    data, _ = make({("only.bin",): random_bytes(40000, 1)}, name="d", version=version)
+    t = Torrent.from_bytes(data)
+    if version == "hybrid":  # the v1 listing keeps the directory
+        assert t.is_multi_file and t.name == "d" and t.files[0].path == ("d", "only.bin")
+    else:  # v2 alone cannot say "directory": libtorrent names it by the file
+        assert not t.is_multi_file and t.name == "only.bin" and t.files[0].path == ("only.bin",)

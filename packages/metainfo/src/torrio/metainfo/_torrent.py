@@ -502,11 +502,12 @@ class Torrent:
         else:
             multi = v2_multi
             prefix = (name,)
+            if not multi:
+                # As libtorrent: a v2 single-file torrent is named by its file, not by "name".
+                name = v2_files[0].path[0]
+                prefix = ()
             offset = 0
             for rf in v2_files:
-                if not multi:
-                    rf = attrs.evolve(rf, path=(name,))
-                    prefix = ()
                 files.append(_entry(rf, prefix, offset))
                 offset += rf.length
                 tail = offset % piece_length
@@ -623,7 +624,7 @@ def _match_hybrid(
 ) -> None:
     """Check the v1 file list of a hybrid torrent against its v2 file tree; attach the roots."""
     real = [i for i, f in enumerate(files) if not f.is_pad]
-    if multi != v2_multi and not (not multi and len(v2_files) == 1):
+    if multi != v2_multi and len(v2_files) != 1:
         raise MetainfoError("v1 and v2 disagree on single/multi-file", "file tree")
     if len(real) != len(v2_files):
         raise MetainfoError(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -42,11 +43,12 @@ def test_bitfield_and_have_fuzz(data: bytes, piece: int) -> None:
     pk = _picker()
     with contextlib.suppress(SelectError):
         pk.peer_bitfield("p", data)
-    for call in (
+    calls: list[Callable[[], object]] = [
         lambda: pk.peer_has("p", piece),
         lambda: pk.suggest("p", piece),
         lambda: pk.allowed_fast("p", piece),
-    ):
+    ]
+    for call in calls:
         with contextlib.suppress(SelectError):
             call()
     # whatever happened, availability is consistent and picking works

@@ -111,13 +111,13 @@ async def test_mixed_swarm(tmp_path: Path) -> None:
                 await s.add_torrent(AddTorrent(source=t, save_path=tmp_path / f"o{i}", peers=peers))
             )
         lt_handles = []
-        for i, s in enumerate((lt1, lt2)):
-            peers = [("127.0.0.1", p) for p in ports if p != s.port]
-            lt_handles.append((s, s.add_torrent(data, tmp_path / f"l{i}", peers=peers)))
+        for i, lts in enumerate((lt1, lt2)):
+            lt_peers = [("127.0.0.1", p) for p in ports if p != lts.port]
+            lt_handles.append((lts, lts.add_torrent(data, tmp_path / f"l{i}", peers=lt_peers)))
         for h in handles:
             await _wait_ours(h, 90)
-        for s, lh in lt_handles:
-            await s.wait_finished(lh, timeout=90)
+        for lts, lh in lt_handles:
+            await lts.wait_finished(lh, timeout=90)
         assert sum(h.status().uploaded for h in handles) > 0  # torrio fed the swarm too
     want = tree_digest(tmp_path / "seed" / "payload")
     for d in ("o0", "o1", "l0", "l1"):

@@ -156,6 +156,10 @@ class Picker:
     The client tells it what happens (peers' bitfields and haves, choke state, blocks received,
     rejected or timed out, pieces that passed or failed their hash) and asks
     :meth:`pick` for requests. Peer keys are any hashable values. Time is an input (``now``).
+
+    ``have``: pieces we already have (a Bitfield or indices). ``queueing``: the
+    :class:`QueueingStrategy` (default :class:`RequestQueue`). ``seed``: seeds the random
+    tie-break between equally rare pieces (None: unpredictable).
     """
 
     def __init__(

@@ -45,6 +45,7 @@ from torrio.select import (
     SendHave,
     SendHaveAll,
     SendHaveNone,
+    SpeedClass,
 )
 
 PickerFactory = Callable[[PieceLayout, Bitfield | None], SelectionStrategy]
@@ -583,6 +584,19 @@ def picker_state_machine(factory: PickerFactory) -> Any:
         @rule(flag=st.booleans())
         def sequential(self, flag: bool) -> None:
             self._pk().set_sequential(flag)
+
+        @rule(data=st.data(), clear=st.booleans())
+        def deadline(self, data: st.DataObject, clear: bool) -> None:
+            # deadlines far in the future: time-critical ordering without late duplicates
+            p = data.draw(st.integers(0, self.n - 1))
+            if clear:
+                self._pk().clear_piece_deadline(p)
+            else:
+                self._pk().set_piece_deadline(p, self.now + 1e9 + p)
+
+        @rule(key=peers, speed=st.sampled_from([None, *SpeedClass]))
+        def speed(self, key: int, speed: SpeedClass | None) -> None:
+            self._pk().set_peer_speed(key, speed)
 
         # ---- requests
         def _free_for(self, key: int) -> set[BlockRequest]:

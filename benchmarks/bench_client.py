@@ -1,0 +1,205 @@
+"""Benchmark: one seed -> one downloader of one file over loopback TCP, four pairings.
+
+libtorrent -> libtorrent is the reference; then libtorrent -> torrio, torrio -> libtorrent and
+torrio -> torrio. Each side runs in its own process, so CPU seconds and peak RSS are per side.
+Prints MiB/s, CPU seconds per GiB on each side, peak RSS, and each rate as a ratio of the reference.
+
+    python benchmarks/bench_client.py [--size 1GiB] [--piece-size 1MiB] [--pairs lt-lt,lt-torrio,...]
+
+Encryption is off on both sides for throughput (libtorrent, left at its defaults, negotiates
+plaintext with itself too); pass ``--encryption prefer`` to measure with MSE.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+MiB = 1024 * 1024
+
+
+def _usage() -> dict[str, float]:
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return {"cpu": ru.ru_utime + ru.ru_stime, "rss_mib": ru.ru_maxrss / 1024}
+
+
+# -- workers (run in subprocesses) ------------------------------------------------------------
+
+
+def _lt_settings(port: int) -> dict[str, Any]:
+    return {
+        "enable_dht": False,
+        "enable_lsd": False,
+        "enable_upnp": False,
+        "enable_natpmp": False,
+        "listen_interfaces": f"127.0.0.1:{port}",
+        "allow_multiple_connections_per_ip": True,
+        "enable_outgoing_utp": False,
+        "enable_incoming_utp": False,
+        "alert_mask": 0,
+    }
+
+
+def worker_lt(role: str, torrent: str, save: str, peer: int | None) -> None:
+    import libtorrent as lt
+
+    # block SIGTERM in every thread (libtorrent's inherit the mask) so sigwait receives it
+    signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGTERM])
+    ses = lt.session(_lt_settings(0))
+    atp = lt.add_torrent_params()
+    atp.ti = lt.torrent_info(torrent)
+    atp.save_path = save
+    if role == "seed":
+        atp.flags |= lt.torrent_flags.seed_mode
+    atp.flags &= ~lt.torrent_flags.auto_managed
+    atp.flags &= ~lt.torrent_flags.paused
+    h = ses.add_torrent(atp)
+    if role == "seed":
+        print(json.dumps({"port": ses.listen_port()}), flush=True)
+        signal.sigwait([signal.SIGTERM])
+        print(json.dumps(_usage()), flush=True)
+        os._exit(0)
+    start = time.perf_counter()
+    h.connect_peer(("127.0.0.1", peer))
+    while not h.status().is_seeding:
+        time.sleep(0.01)
+    elapsed = time.perf_counter() - start
+    print(json.dumps({"seconds": elapsed, **_usage()}), flush=True)
+    os._exit(0)
+
+
+def worker_torrio(role: str, torrent: str, save: str, peer: int | None, encryption: str) -> None:
+    import trio
+
+    from torrio.client import AddTorrent, open_session
+    from torrio.core import PeerAddr
+
+    async def main() -> None:
+        async with open_session(
+            listen_host="127.0.0.1",
+            listen_port=0,
+            encryption=encryption,
+            stats_interval=0,
+            resume_interval=0,
+        ) as s:
+            if role == "seed":
+                h = await s.add_torrent(AddTorrent(source=torrent, save_path=save, seed_mode=True))
+                await h.wait_checked()
+                print(json.dumps({"port": s.port}), flush=True)
+                with trio.open_signal_receiver(signal.SIGTERM) as sig:
+                    async for _ in sig:
+                        break
+                print(json.dumps(_usage()), flush=True)
+                os._exit(0)
+            start = time.perf_counter()
+            h = await s.add_torrent(
+                AddTorrent(source=torrent, save_path=save, peers=[PeerAddr("127.0.0.1", peer)])
+            )
+            await h.wait_finished()
+            elapsed = time.perf_counter() - start
+            print(json.dumps({"seconds": elapsed, **_usage()}), flush=True)
+            os._exit(0)
+
+    trio.run(main)
+
+
+# -- driver -------------------------------------------------------------------------------------
+
+
+def _spawn(args: list[str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, __file__, "worker", *args], stdout=subprocess.PIPE, text=True
+    )
+
+
+def run_pair(
+    seed: str, dl: str, torrent: Path, data_dir: Path, work: Path, enc: str
+) -> dict[str, Any]:
+    out = work / f"{seed}-{dl}"
+    out.mkdir()
+    sp = _spawn([seed, "seed", str(torrent), str(data_dir), "0", enc])
+    assert sp.stdout is not None
+    port = json.loads(sp.stdout.readline())["port"]
+    dp = _spawn([dl, "download", str(torrent), str(out), str(port), enc])
+    assert dp.stdout is not None
+    try:
+        res = json.loads(dp.stdout.readline())
+        dp.wait(timeout=60)
+    finally:
+        sp.send_signal(signal.SIGTERM)
+        seed_use = json.loads(sp.stdout.readline())
+        sp.wait(timeout=30)
+    subprocess.run(["rm", "-rf", str(out)], check=True)
+    return {"dl": res, "seed": seed_use}
+
+
+def main() -> int:
+    if len(sys.argv) > 1 and sys.argv[1] == "worker":
+        impl, role, torrent, save, port, enc = sys.argv[2:8]
+        peer = int(port) or None
+        if impl == "lt":
+            worker_lt(role, torrent, save, peer)
+        else:
+            worker_torrio(role, torrent, save, peer, enc)
+        return 0
+    from torrio.client import parse_rate
+
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--size", default="1GiB", help="file size (default 1GiB)")
+    p.add_argument("--piece-size", default="1MiB", help="piece size (default 1MiB)")
+    p.add_argument("--pairs", default="lt-lt,lt-torrio,torrio-lt,torrio-torrio")
+    p.add_argument("--encryption", default="disable", choices=("disable", "prefer", "require"))
+    args = p.parse_args()
+    size = parse_rate(args.size)
+    piece = parse_rate(args.piece_size)
+    import libtorrent as lt
+
+    from torrio.testing import make_random_file
+
+    with tempfile.TemporaryDirectory(prefix="bench-client-") as d:
+        work = Path(d)
+        data_dir = work / "seed"
+        make_random_file(data_dir / "payload.bin", size, seed=7)
+        ct = lt.create_torrent(
+            lt.list_files(str(data_dir / "payload.bin")), piece, flags=lt.create_torrent.v1_only
+        )
+        lt.set_piece_hashes(ct, str(data_dir))
+        torrent = work / "payload.torrent"
+        torrent.write_bytes(lt.bencode(ct.generate()))
+        print(
+            f"bench_client: {size / MiB:.0f} MiB, {piece // 1024} KiB pieces, loopback TCP, "
+            f"torrio encryption={args.encryption}; 2 shared cores (loaded machine)"
+        )
+        print(
+            f"{'seed -> downloader':<22}{'MiB/s':>9}{'ratio':>8}{'dl CPU s/GiB':>14}"
+            f"{'seed CPU s/GiB':>16}{'dl RSS MiB':>12}{'seed RSS MiB':>14}"
+        )
+        ref: float | None = None
+        gib = size / (1024 * MiB)
+        for pair in args.pairs.split(","):
+            seed, dl = pair.split("-")
+            r = run_pair(seed, dl, torrent, data_dir, work, args.encryption)
+            rate = size / MiB / r["dl"]["seconds"]
+            if ref is None and pair == "lt-lt":
+                ref = rate
+            ratio = f"{rate / ref:.2f}" if ref else "-"
+            print(
+                f"{seed + ' -> ' + dl:<22}{rate:>9.1f}{ratio:>8}"
+                f"{r['dl']['cpu'] / gib:>14.2f}{r['seed']['cpu'] / gib:>16.2f}"
+                f"{r['dl']['rss_mib']:>12.0f}{r['seed']['rss_mib']:>14.0f}",
+                flush=True,
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -50,7 +50,9 @@ def _lt_settings(port: int) -> dict[str, Any]:
 
 
 def worker_lt(role: str, torrent: str, save: str, peer: int | None) -> None:
-    import libtorrent as lt
+    import importlib
+
+    lt: Any = importlib.import_module("libtorrent")
 
     # block SIGTERM in every thread (libtorrent's inherit the mask) so sigwait receives it
     signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGTERM])
@@ -101,6 +103,7 @@ def worker_torrio(role: str, torrent: str, save: str, peer: int | None, encrypti
                 print(json.dumps(_usage()), flush=True)
                 os._exit(0)
             start = time.perf_counter()
+            assert peer is not None
             h = await s.add_torrent(
                 AddTorrent(source=torrent, save_path=save, peers=[PeerAddr("127.0.0.1", peer)])
             )
@@ -144,12 +147,12 @@ def run_pair(
 
 def main() -> int:
     if len(sys.argv) > 1 and sys.argv[1] == "worker":
-        impl, role, torrent, save, port, enc = sys.argv[2:8]
+        impl, role, torrent_path, save, port, enc = sys.argv[2:8]
         peer = int(port) or None
         if impl == "lt":
-            worker_lt(role, torrent, save, peer)
+            worker_lt(role, torrent_path, save, peer)
         else:
-            worker_torrio(role, torrent, save, peer, enc)
+            worker_torrio(role, torrent_path, save, peer, enc)
         return 0
     from torrio.client import parse_rate
 
@@ -161,9 +164,11 @@ def main() -> int:
     args = p.parse_args()
     size = parse_rate(args.size)
     piece = parse_rate(args.piece_size)
-    import libtorrent as lt
+    import importlib
 
     from torrio.testing import make_random_file
+
+    lt: Any = importlib.import_module("libtorrent")
 
     with tempfile.TemporaryDirectory(prefix="bench-client-") as d:
         work = Path(d)

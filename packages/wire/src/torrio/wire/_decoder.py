@@ -130,6 +130,8 @@ class WireDecoder:
         self._num_pieces: int | None = None
         self._max_bitfield = 1 + DEFAULT_MAX_UNKNOWN_BITFIELD
         self._buf = bytearray(max(buffer_size, 2 * (max_block_size + 13), _MIN_READ))
+        # a standing view: slicing it copies nothing, so a block is copied once, into bytes
+        self._mv = memoryview(self._buf)
         self._r = 0
         self._w = 0
         self.bytes_received = 0
@@ -190,9 +192,10 @@ class WireDecoder:
                 new = bytearray(max(2 * len(buf), pending + min_size))
                 new[:pending] = buf[self._r : self._w]
                 self._buf = buf = new
+                self._mv = memoryview(new)
             self._r = 0
             self._w = pending
-        return memoryview(buf)[self._w :]
+        return self._mv[self._w :]
 
     def buffer_updated(self, nbytes: int) -> None:
         """Record that ``nbytes`` were written into the view from :meth:`get_buffer`."""
@@ -239,6 +242,7 @@ class WireDecoder:
         if avail < 4:
             return NEED_DATA
         buf = self._buf
+        mv = self._mv
         length = _U32.unpack_from(buf, r)[0]
         if length == 0:
             self._r = r + 4
@@ -272,7 +276,7 @@ class WireDecoder:
             piece = _new(Piece)
             _set(piece, "index", index)
             _set(piece, "begin", begin)
-            _set(piece, "block", bytes(buf[p + 8 : end]))
+            _set(piece, "block", bytes(mv[p + 8 : end]))
             return piece
         fixed = _FIXED.get(msg_id)
         if fixed is not None and length != fixed:
@@ -292,14 +296,14 @@ class WireDecoder:
             cls = Request if msg_id == REQUEST else Cancel if msg_id == CANCEL else Reject
             return cls(index, begin, blen)
         if msg_id == BITFIELD:
-            bits = bytes(buf[p:end])
+            bits = bytes(mv[p:end])
             if self._num_pieces is not None:
                 check_bitfield(bits, self._num_pieces)
             return BitfieldMessage(bits)
         if msg_id == EXTENDED:
             if length < 2:
                 raise WireError("extended message without an extension id", EXTENDED)
-            return Extended(buf[p], bytes(buf[p + 1 : end]))
+            return Extended(buf[p], bytes(mv[p + 1 : end]))
         if msg_id == PORT:
             return Port(_U16.unpack_from(buf, p)[0])
         if msg_id in (SUGGEST, ALLOWED_FAST):
@@ -313,10 +317,10 @@ class WireDecoder:
             if msg_id == HASHES:
                 if (length - 49) % 32:
                     raise WireError("hashes payload is not a multiple of 32 bytes", HASHES)
-                return Hashes(root, base, index, hlen, proofs, bytes(buf[p + 48 : end]))
+                return Hashes(root, base, index, hlen, proofs, bytes(mv[p + 48 : end]))
             cls2 = HashRequest if msg_id == HASH_REQUEST else HashReject
             return cls2(root, base, index, hlen, proofs)
-        return Unknown(msg_id, bytes(buf[p:end]))
+        return Unknown(msg_id, bytes(mv[p:end]))
 
     def _max_message_size(self) -> int:
         return max(9 + self._max_block, self._max_bitfield, self._max_ext, self._max_hashes, 49)

@@ -133,7 +133,7 @@ class PeerConnection:
 
     def _check_open(self) -> None:
         if self._closed is not None:
-            raise self._closed
+            raise PeerConnectionClosed(self._closed.reason)
 
     def _enqueue(self, msg: Message) -> None:
         self._queue.append(msg)
@@ -294,7 +294,7 @@ class PeerConnection:
         if self._closed is None:
             self._closed = exc
         self._close_queue()
-        return self._closed
+        return PeerConnectionClosed(self._closed.reason)
 
     def _close_queue(self) -> None:
         self._closing = True

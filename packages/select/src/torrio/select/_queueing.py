@@ -217,7 +217,12 @@ class RequestQueue:
                 out.extend(Expired(peer, r, ExpireReason.SNUBBED) for r in reqs)
                 reqs.clear()
                 continue
-            old = [r for r, t in reqs.items() if now - t >= s.request_timeout]
+            # Requests are kept in send order, so the expired ones are a prefix.
+            old = []
+            for r, t in reqs.items():
+                if now - t < s.request_timeout:
+                    break
+                old.append(r)
             for r in old:
                 del reqs[r]
                 out.append(Expired(peer, r, ExpireReason.TIMEOUT))

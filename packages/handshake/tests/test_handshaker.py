@@ -249,3 +249,21 @@ async def test_peer_stream_receive_into_and_prefix() -> None:
     n = await ps.receive_into(memoryview(buf))
     assert buf[:n] == b"hello"[:n]
     await ps.aclose()
+
+
+@pytest.mark.parametrize(
+    "blob",
+    [
+        b"",
+        b"\x13BitTorrent protocol" + bytes(10),
+        b"\x13BitTorrent protocoX" + bytes(200),
+        bytes(700),
+    ],
+)
+async def test_garbage_from_a_peer_raises_only_handshake_error(blob: bytes) -> None:
+    b = make(EncryptionPolicy.PREFER, timeout=5)
+    s1, s2 = trio.testing.memory_stream_pair()
+    await s1.send_all(blob)
+    await s1.aclose()
+    with pytest.raises(HandshakeError):
+        await b.accept(s2)

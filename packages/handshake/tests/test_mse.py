@@ -184,3 +184,12 @@ def test_hypothesis_mutated_mse_bytes_raise_only_handshake_error(data: st.DataOb
         if isinstance(ev, MseEstablished):
             # a flipped bit inside PadC/IA is not detectable by MSE itself; VC/lengths are
             assert ev.skey == SKEY
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.binary(max_size=1500))
+def test_hypothesis_random_bytes_into_either_side_raise_only_handshake_error(blob: bytes) -> None:
+    for machine in (MseResponder([SKEY]), MseInitiator(SKEY)):
+        with contextlib.suppress(HandshakeError):
+            machine.receive_data(blob)
+            machine.next_event()

@@ -267,3 +267,31 @@ async def test_garbage_from_a_peer_raises_only_handshake_error(blob: bytes) -> N
     await s1.aclose()
     with pytest.raises(HandshakeError):
         await b.accept(s2)
+
+
+async def test_serve_hands_successful_handshakes_to_the_handler() -> None:
+    server = make(EncryptionPolicy.PREFER)
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    port = listeners[0].socket.getsockname()[1]
+    got: list[HandshakeResult] = []
+    done = trio.Event()
+
+    async def handler(result: HandshakeResult) -> None:
+        got.append(result)
+        await result.stream.send_all(b"hi")
+        done.set()
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(server.serve, listeners, handler)
+        bad = await trio.open_tcp_stream("127.0.0.1", port)  # refused: unknown torrent
+        with pytest.raises(HandshakeError):
+            await make(EncryptionPolicy.DISABLE).initiate(bad, InfoHash(v1=b"\x0f" * 20))
+        good = await trio.open_tcp_stream("127.0.0.1", port)
+        result = await make(EncryptionPolicy.REQUIRE).initiate(good, IH)
+        with trio.fail_after(10):
+            await done.wait()
+            assert await result.stream.receive_some() == b"hi"
+        nursery.cancel_scope.cancel()
+    assert got[0].peer is not None and str(got[0].peer.ip) == "127.0.0.1"
+    assert got[0].encrypted
+    assert server.statistics().failed == 1 and server.statistics().completed_incoming == 1

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, NoReturn
 
 import attrs
 import trio
@@ -264,6 +265,38 @@ class Handshaker:
         return HandshakeResult(conn, theirs, info_hash, encrypted, used_mse, peer)
 
     # -- incoming ------------------------------------------------------------------------------
+
+    async def serve(
+        self,
+        listeners: Sequence[trio.abc.Listener[Any]],
+        handler: Callable[[HandshakeResult], Awaitable[object]],
+        *,
+        handler_nursery: trio.Nursery | None = None,
+        task_status: trio.TaskStatus[list[trio.abc.Listener[Any]]] = trio.TASK_STATUS_IGNORED,
+    ) -> NoReturn:
+        """Accept connections on ``listeners``, handshake each, and run ``handler(result)`` for the
+        ones that succeed (failures are counted in :meth:`statistics` and dropped).
+
+        Use with ``await nursery.start(handshaker.serve, listeners, handler)`` (which returns the
+        listeners, as :func:`trio.serve_listeners` does).
+        """
+
+        async def one(stream: trio.abc.Stream) -> None:
+            peer: PeerAddr | None = None
+            if isinstance(stream, trio.SocketStream):
+                try:
+                    peer = PeerAddr.from_tuple(stream.socket.getpeername())
+                except (OSError, ValueError):
+                    peer = None
+            try:
+                result = await self.accept(stream, peer=peer)
+            except HandshakeError:
+                return
+            await handler(result)
+
+        await trio.serve_listeners(
+            one, list(listeners), handler_nursery=handler_nursery, task_status=task_status
+        )
 
     async def accept(
         self, stream: trio.abc.Stream, *, peer: PeerAddr | None = None

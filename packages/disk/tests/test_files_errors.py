@@ -169,7 +169,7 @@ async def test_enospc_pauses_keeps_verified_data_and_resumes() -> None:
         fs.heal()
         assert await storage.resume() == ()
         assert await storage.events.receive() == PieceVerified(0, True, frozenset({"peer"}))
-        assert storage.have[0] and storage.statistics().error is None
+        assert list(storage.have) == [0] and storage.statistics().error is None
         assert read_file(fs, "t/a.bin")[: 2 * BLOCK] == t.piece(0)
         assert dm.statistics().write_cache_bytes == 0
 

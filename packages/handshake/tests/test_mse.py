@@ -193,3 +193,14 @@ def test_hypothesis_random_bytes_into_either_side_raise_only_handshake_error(blo
         with contextlib.suppress(HandshakeError):
             machine.receive_data(blob)
             machine.next_event()
+
+
+def test_regression_empty_data_after_established_is_ignored() -> None:
+    # the shell feeds whatever receive_some returned, possibly b"", after the exchange ended
+    a, b = MseInitiator(SKEY), MseResponder([SKEY])
+    ea, eb = run_pair(a, b)
+    a.receive_data(b"")
+    b.receive_data(b"")
+    assert a.next_event() is ea and b.next_event() is eb
+    with pytest.raises(HandshakeError):
+        a.receive_data(b"late")

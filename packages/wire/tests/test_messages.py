@@ -337,3 +337,15 @@ def test_hypothesis_extension_payloads_raise_only_wire_error(ext_id: int, payloa
     conn.receive_data(encode(Extended(ext_id % 8, payload)))
     with contextlib.suppress(WireError):
         conn.next_event()
+
+
+def test_regression_piece_block_is_an_independent_copy() -> None:
+    # blocks are sliced out of a reused receive buffer: later data must not change them
+    d = WireDecoder()
+    d.receive_data(encode(Piece(0, 0, b"a" * 16384)))
+    first = d.next_event()
+    for _ in range(40):  # enough to wrap and compact the buffer several times
+        d.receive_data(encode(Piece(1, 0, b"b" * 16384)))
+        assert d.next_event() == Piece(1, 0, b"b" * 16384)
+    assert isinstance(first, Piece) and first.block == b"a" * 16384
+    assert type(first.block) is bytes

@@ -326,3 +326,18 @@ def test_wants_piece_and_have_bitfield() -> None:
     pk.piece_passed(0)
     assert pk.is_finished()
     assert pk.statistics().wanted_remaining == 0
+
+
+def test_high_priority_new_piece_before_low_priority_partial() -> None:
+    pk = make(4)
+    peer(pk, "a", seed=True)
+    peer(pk, "b", seed=True)
+    first = pk.pick("a", 2, 0.0)
+    started = first[0].piece
+    pk.set_piece_priority(started, 1)
+    other = next(p for p in range(4) if p != started)
+    pk.set_piece_priority(other, 7)
+    got = pk.pick("b", 4, 0.0)
+    assert {r.piece for r in got} == {other}
+    rest = pk.pick("b", 100, 0.0)
+    assert started in {r.piece for r in rest}

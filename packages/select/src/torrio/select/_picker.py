@@ -708,9 +708,9 @@ class Picker:
 
     def pick(self, peer: Hashable, count: int, now: float) -> list[BlockRequest]:
         """Up to ``count`` new block requests for ``peer``; send them and they are recorded as
-        outstanding. Order: deadlines, partial pieces of the peer's speed class, suggested
-        pieces, then new pieces (sequential or rarest first, by priority), then other partial
-        pieces, then endgame duplicates."""
+        outstanding. Order: deadlines, partial pieces of the peer's speed class (unless new
+        pieces of a higher priority exist), suggested pieces, then new pieces (sequential or
+        rarest first, by priority), then other partial pieces, then endgame duplicates."""
         st = self._peers.get(peer)
         if st is None:
             raise SelectError(f"unknown peer {peer!r}", peer=peer)
@@ -728,21 +728,29 @@ class Picker:
             return self._sent(peer, out, now)
         if self._deadlines:
             n = self._pick_deadlines(peer, st, n, out, speed, now)
-        mismatched: list[int] = []
+        later: list[
+            int
+        ] = []  # partials of a lower priority than new pieces, or of another speed class
         if n > 0 and self._open:
+            prio = self._prio
+            # open partials come first, but never ahead of new pieces of a higher priority
+            top = next((lv for lv in range(MAX_PRIORITY, 0, -1) if self._level_count[lv]), 0)
             cands = []
+            others = []
             for p, part in self._open.items():
-                if self._prio[p] and self._has(st, p):
-                    if part.speed is None or part.speed == speed:
-                        order = p if self._sequential else self._avail[p]
-                        cands.append((-self._prio[p], order, p))
+                if prio[p] and self._has(st, p):
+                    key = (-prio[p], p if self._sequential else self._avail[p], p)
+                    if prio[p] >= top and (part.speed is None or part.speed == speed):
+                        cands.append(key)
                     else:
-                        mismatched.append(p)
+                        others.append(key)
             cands.sort()
             for _, _, p in cands:
                 if n <= 0:
                     break
                 n -= self._take(p, peer, st, n, out, speed)
+            others.sort()
+            later = [p for _, _, p in others]
         if n > 0 and st.suggested:
             for p in list(st.suggested):
                 if n <= 0:
@@ -757,8 +765,8 @@ class Picker:
                 if n <= 0:
                     break
                 n -= self._take(p, peer, st, n, out, speed)
-        if n > 0 and mismatched:
-            for p in mismatched:
+        if n > 0 and later:
+            for p in later:
                 if n <= 0:
                     break
                 n -= self._take(p, peer, st, n, out, speed)

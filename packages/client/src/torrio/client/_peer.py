@@ -87,6 +87,8 @@ class Peer:
         n = torrent.num_pieces
         self.conn: PeerConnection | None = None
         self.bits = Bitfield(n)
+        self.wanted = 0
+        """Pieces this peer has that we want and lack (interest, kept incrementally)."""
         self.am_choking = True
         self.am_interested = False
         self.peer_choking = True
@@ -343,7 +345,7 @@ class Peer:
     def update_interest(self) -> None:
         """Send INTERESTED / NOT INTERESTED when our interest changed."""
         t = self.torrent
-        want = t.picker is not None and not t.lifecycle.finished and t.picker.is_interesting(self)
+        want = t.picker is not None and not t.lifecycle.finished and self.wanted > 0
         if want != self.am_interested:
             self.am_interested = want
             self.send_soon(Interested() if want else NotInterested())

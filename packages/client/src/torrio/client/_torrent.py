@@ -61,6 +61,7 @@ class TorrentRuntime:
         self.store = store
         self._resume_in = resume
         self.have = Bitfield(self.num_pieces)
+        self.missing_wanted = Bitfield(self.num_pieces)
         n_files = len(torrent.files)
         self.file_priorities = list(params.file_priorities or [4] * n_files)
         if len(self.file_priorities) != n_files:
@@ -226,14 +227,32 @@ class TorrentRuntime:
         """A peer's interest changed: run the choker soon."""
         self._tick_wake.set()
 
+    def _rebuild_missing(self) -> None:
+        missing = Bitfield(self.num_pieces)
+        for p in range(self.num_pieces):
+            if self.piece_priority[p] and not self.have[p]:
+                missing.set(p)
+        self.missing_wanted = missing
+        for peer in self.peers:
+            self._recount(peer)
+
+    def _recount(self, peer: Peer) -> None:
+        n = len(peer.bits.to_bytes())
+        a = int.from_bytes(peer.bits.to_bytes(), "big")
+        b = int.from_bytes(self.missing_wanted.to_bytes(), "big")
+        peer.wanted = (a & b).bit_count() if n else 0
+
     def peer_has(self, peer: Peer, piece: int) -> None:
-        """A peer announced a piece: maybe we become interested."""
-        if not peer.am_interested and not self.have[piece] and self.piece_priority[piece]:
-            peer.update_interest()
+        """A peer announced a piece: maybe we become interested (O(1))."""
+        if self.missing_wanted[piece]:
+            peer.wanted += 1
+            if not peer.am_interested:
+                peer.update_interest()
         self._maybe_drop_seed(peer)
 
     def peer_bits_changed(self, peer: Peer) -> None:
         """A peer's whole bitfield is known or replaced."""
+        self._recount(peer)
         peer.update_interest()
         self._maybe_drop_seed(peer)
 
@@ -302,6 +321,11 @@ class TorrentRuntime:
     def _piece_lost(self, piece: int) -> None:
         if self.have.clear(piece) and self.piece_priority[piece]:
             self._done_bytes -= self.piece_size(piece)
+            self.missing_wanted.set(piece)
+            for p in self.peers:
+                if p.bits[piece]:
+                    p.wanted += 1
+                    p.update_interest()
 
     async def _on_verified(self, event: PieceVerified) -> None:
         """A piece was hashed: mark have (or re-download it and find who lied)."""
@@ -332,11 +356,14 @@ class TorrentRuntime:
                 if isinstance(holder, Peer):
                     holder.send_soon(Cancel(r.piece, r.offset, r.length))
         self.publish(ev.PieceFinished(self.info_hash, piece))
+        wanted = self.missing_wanted.clear(piece)
         for p in list(self.peers):
             if not p.bits[piece]:
                 p.send_soon(Have(piece))  # have suppression: only to peers that lack it
-            elif p.am_interested:
-                p.update_interest()
+            elif wanted:
+                p.wanted -= 1
+                if p.am_interested and p.wanted <= 0:
+                    p.update_interest()
         if self._done_bytes >= self.wanted_length:
             self._finished()
 
@@ -347,6 +374,7 @@ class TorrentRuntime:
         self.publish(ev.TorrentFinished(self.info_hash))
         self.finished_event.set()
         self._set_state_event()
+        self.session.requeue()
         if self._announcer is not None:
             self._announcer.completed()
         for p in list(self.peers):
@@ -466,6 +494,7 @@ class TorrentRuntime:
         self._done_bytes = sum(self.piece_size(p) for p in self.have if self.piece_priority[p])
         if self.picker is not None:
             self.picker.set_piece_priorities(self.piece_priority)
+        self._rebuild_missing()
         if self.store.attached:
             self.session.spawn(self.store.set_file_priorities, prios)
         if self._done_bytes < self.wanted_length and self.lifecycle.finished:
@@ -513,6 +542,7 @@ class TorrentRuntime:
             return
         self.have = have
         self._done_bytes = sum(self.piece_size(p) for p in have if self.piece_priority[p])
+        self._rebuild_missing()
         if not self.params.upload_only:
             self.picker = Picker(
                 PieceLayout.from_sizes(self.piece_size(p) for p in range(self.num_pieces)),

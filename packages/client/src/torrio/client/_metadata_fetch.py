@@ -480,6 +480,7 @@ async def fetch_metadata(
 
     changed = trio.Event()
     alive = len(connections)
+    errors: list[MetadataFetchError] = []
 
     def wake() -> None:
         nonlocal changed
@@ -500,7 +501,10 @@ async def fetch_metadata(
                     await conn.send(UtMetadataReject(ev.piece))
                     continue
                 elif isinstance(ev, UtMetadataData | UtMetadataReject):
-                    fetcher.receive(key, ev, trio.current_time())
+                    try:
+                        fetcher.receive(key, ev, trio.current_time())
+                    except MetadataFetchError as exc:
+                        errors.append(exc)
                 else:
                     continue
                 wake()
@@ -516,20 +520,27 @@ async def fetch_metadata(
             nursery.start_soon(reader, key, conn)
         while not fetcher.done:
             for key in fetcher.take_banned():
-                conn = connections.get(key)
-                if conn is not None:
-                    nursery.start_soon(conn.aclose)
+                banned = connections.get(key)
+                if banned is not None:
+                    nursery.start_soon(banned.aclose)
             for key, req in fetcher.poll(trio.current_time()):
                 try:
                     await connections[key].send(req)
                 except PeerConnectionClosed:
                     fetcher.remove_peer(key)
+            if errors:
+                break
             if alive == 0 and not fetcher.done:
-                raise MetadataFetchError("every peer disconnected before the metadata arrived")
+                errors.append(
+                    MetadataFetchError("every peer disconnected before the metadata arrived")
+                )
+                break
             deadline = fetcher.next_deadline()
             waiting = changed
             with trio.move_on_at(math.inf if deadline is None else deadline):
                 await waiting.wait()
         nursery.cancel_scope.cancel()
+    if errors:
+        raise errors[0]
     assert fetcher.info_bytes is not None
     return fetcher.info_bytes

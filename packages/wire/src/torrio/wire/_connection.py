@@ -19,7 +19,7 @@ from ._extensions import (
     ExtensionMessage,
     ExtensionRegistry,
 )
-from ._messages import Extended, Message
+from ._messages import Extended, Message, Piece
 
 
 @attrs.frozen
@@ -82,6 +82,8 @@ class WireConnection:
 
     def to_wire(self, event: Event) -> Message:
         """The core wire message for ``event`` (extension messages get the peer's id)."""
+        if type(event) is Piece:
+            return event
         if hasattr(event, "EXTENSION_NAME"):
             ext_id, payload = self.registry.encode(event)  # type: ignore[arg-type]
             return Extended(ext_id, payload)

@@ -73,6 +73,7 @@ NEED_DATA = NeedData.NEED_DATA
 
 _U32 = struct.Struct(">I")
 _PIECE_HDR = struct.Struct(">II")
+_PIECE_FULL = struct.Struct(">IBII")
 _BLOCK = struct.Struct(">III")
 _HASH = struct.Struct(">32sIIII")
 _U16 = struct.Struct(">H")
@@ -125,6 +126,7 @@ class WireDecoder:
         v2: bool = True,
     ) -> None:
         self._max_block = max_block_size
+        self._piece_limit = 9 + max_block_size
         self._max_ext = max_extended_size
         self._max_hashes = max_hashes_size
         self._num_pieces: int | None = None
@@ -243,6 +245,21 @@ class WireDecoder:
             return NEED_DATA
         buf = self._buf
         mv = self._mv
+        if avail >= 13 and buf[r + 4] == PIECE:  # hot path: a whole piece header is here
+            length, _, index, begin = _PIECE_FULL.unpack_from(buf, r)
+            end = r + 4 + length
+            if 9 <= length <= self._piece_limit and end <= self._w:
+                n = self._num_pieces
+                if n is not None and index >= n:
+                    raise WireError(f"piece index {index} out of range ({n} pieces)", PIECE)
+                self._r = end
+                self.messages_received += 1
+                self.payload_received += length - 9
+                piece = _new(Piece)  # fields are in range by construction: skip attrs validation
+                _set(piece, "index", index)
+                _set(piece, "begin", begin)
+                _set(piece, "block", bytes(mv[r + 13 : end]))
+                return piece
         length = _U32.unpack_from(buf, r)[0]
         if length == 0:
             self._r = r + 4

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import struct
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -32,6 +33,7 @@ KEEPALIVE_INTERVAL = 120.0
 IDLE_TIMEOUT = 180.0
 _BATCH = 1 << 18
 _READ = 1 << 18
+_PIECE_HDR = struct.Struct(">IBII")
 
 
 class PeerConnectionClosed(WireError):
@@ -173,18 +175,33 @@ class PeerConnection:
                 end = 0
                 count = 0
                 payload = 0
+                limit = len(batch)
                 while queue:
                     msg = queue[0]
+                    if type(msg) is Piece:  # hot path, inlined write_into
+                        block = msg.block
+                        n = len(block)
+                        if end + 13 + n > limit:
+                            if end:
+                                break
+                            batch = bytearray(13 + n)
+                            limit = len(batch)
+                        popleft()
+                        _PIECE_HDR.pack_into(batch, end, 9 + n, 7, msg.index, msg.begin)
+                        batch[end + 13 : end + 13 + n] = block
+                        end += 13 + n
+                        payload += n
+                        count += 1
+                        continue
                     size = msg.wire_size()
-                    if end + size > len(batch):
+                    if end + size > limit:
                         if end:
                             break
                         batch = bytearray(size)  # one oversized message
+                        limit = size
                     popleft()
                     end = msg.write_into(batch, end)
                     count += 1
-                    if type(msg) is Piece:
-                        payload += size - 13
                 wire.bytes_sent += end
                 wire.messages_sent += count
                 wire.payload_sent += payload

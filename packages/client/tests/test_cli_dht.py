@@ -29,7 +29,9 @@ async def _hub(stack: AsyncExitStack, n: int = 3) -> list[Node]:
 
 
 async def _torrio(*args: str) -> subprocess.CompletedProcess[bytes]:
-    cmd = [sys.executable, "-m", "torrio.client", "dht", *args]
+    # short timeouts: on loopback an answer takes microseconds, and every earlier one-shot
+    # command left a dead node behind in the hub's table
+    cmd = [sys.executable, "-m", "torrio.client", "dht", *args, "--query-timeout", "0.3"]
     with trio.fail_after(60):
         return await trio.run_process(cmd, capture_stdout=True, capture_stderr=True, check=False)
 

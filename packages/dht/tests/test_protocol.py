@@ -32,7 +32,8 @@ PEER = PeerAddr("10.0.1.1", 6881)
 
 def ask(node: DhtProtocol, q: Query, src: PeerAddr = PEER, now: float = 0.0) -> list[object]:
     node.receive(encode_message(q), src, now)
-    return [decode_message(d) for d, _ in node.datagrams_to_send()]
+    # our own pings of new contacts are not answers
+    return [m for d, _ in node.datagrams_to_send() if not isinstance(m := decode_message(d), Query)]
 
 
 def q(method: str, **kw: object) -> Query:
@@ -117,13 +118,46 @@ def test_want_n4_n6_and_separate_tables() -> None:
     node = DhtProtocol(NodeId(b"\0" * 20))
     v4 = NodeInfo(NodeId(b"4" * 20), PeerAddr("10.5.5.5", 1))
     v6 = NodeInfo(NodeId(b"6" * 20), PeerAddr("2001:db8::1", 1))
-    node.add_node(v4, 0.0)
-    node.add_node(v6, 0.0)
+    node.table(4).heard(v4, 0.0, replied=True)
+    node.table(6).heard(v6, 0.0, replied=True)
     assert len(node.table(4)) == 1 and len(node.table(6)) == 1
     (r,) = ask(node, q("find_node", target=NodeId(b"x" * 20), want=frozenset({"n4", "n6"})))
     assert isinstance(r, Response) and v4 in r.nodes and r.nodes6 == (v6,)
     (r,) = ask(node, q("find_node", target=NodeId(b"x" * 20)))
     assert isinstance(r, Response) and v4 in r.nodes and r.nodes6 == ()
+
+
+def test_regression_contacts_that_never_answered_are_not_handed_out() -> None:
+    # a CLI node that queried us and exited stalled every later lookup on timeouts
+    node = DhtProtocol()
+    ask(node, q("ping"))
+    assert len(node.table()) == 1
+    (r,) = ask(
+        node,
+        Query(b"t2", "find_node", NodeId(b"r" * 20), target=NodeId(b"q" * 20)),
+        src=PeerAddr("10.0.3.1", 1),
+    )
+    assert isinstance(r, Response) and r.nodes == ()
+    # we pinged it when it arrived; once it answers it is confirmed and handed out
+    node.receive(encode_message(q("ping")), PEER, 0.0)
+    pings = [(d, a) for d, a in node.datagrams_to_send()]
+    assert pings == [] or all(a == PEER for _, a in pings)
+
+
+def test_new_queriers_are_pinged_once() -> None:
+    node = DhtProtocol()
+    node.receive(encode_message(q("ping")), PEER, 0.0)
+    sent = [decode_message(d) for d, _ in node.datagrams_to_send()]
+    assert sorted(type(m).__name__ for m in sent) == ["Query", "Response"]
+    ping = next(m for m in sent if isinstance(m, Query))
+    assert isinstance(ping, Query) and ping.method == "ping"
+    node.receive(encode_message(Response(ping.tid, NodeId(b"q" * 20))), PEER, 0.1)
+    (r,) = ask(
+        node,
+        Query(b"t2", "find_node", NodeId(b"r" * 20), target=NodeId(b"q" * 20)),
+        src=PeerAddr("10.0.3.1", 1),
+    )
+    assert isinstance(r, Response) and [n.addr for n in r.nodes] == [PEER]
 
 
 def test_read_only_node_does_not_answer_and_flags_its_queries() -> None:
@@ -265,8 +299,10 @@ def test_flood_from_many_ips_keeps_every_table_bounded() -> None:
         )
         sender = NodeId(rng.randbytes(20))
         node.receive(encode_message(Query(b"t", "get_peers", sender, info_hash=ih)), src, 0.0)
-        (reply,) = node.datagrams_to_send()
-        token = decode_message(reply[0]).token  # type: ignore[union-attr]
+        (reply,) = [
+            m for d, _ in node.datagrams_to_send() if isinstance(m := decode_message(d), Response)
+        ]
+        token = reply.token
         node.receive(
             encode_message(
                 Query(
@@ -294,7 +330,7 @@ def test_reply_sizes_are_bounded() -> None:
     for i in range(500):
         node._peers.add(ih, PeerAddr(f"12.0.{i // 250}.{i % 250}", 1000 + i), 0.0)
     node.receive(encode_message(q("get_peers", info_hash=ih)), PEER, 0.0)
-    ((data, _),) = node.datagrams_to_send()
+    (data,) = [d for d, _ in node.datagrams_to_send() if not isinstance(decode_message(d), Query)]
     assert len(data) < 1500
     r = decode_message(data)
     assert isinstance(r, Response) and len(r.values) == 50

@@ -16,7 +16,7 @@ import trio
 
 from torrio.bencode import BencodeError, decode
 from torrio.core import NodeId
-from torrio.dht import DEFAULT_BOOTSTRAP, Node, SigningKey, key_for, open_node
+from torrio.dht import DEFAULT_BOOTSTRAP, DhtConfig, Node, SigningKey, key_for, open_node
 
 from ._cli import CommandError, common_options
 
@@ -54,6 +54,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             "--state", metavar="FILE", help="routing table file: restored at start, saved at exit"
         )
         q.add_argument("--json", action="store_true", help="print one JSON document")
+        q.add_argument(
+            "--query-timeout",
+            type=float,
+            default=2.0,
+            metavar="SECONDS",
+            help="seconds to wait for each answer before resending once (default 2)",
+        )
 
     run = sub.add_parser("run", parents=[common_options()], help="run a DHT node until interrupted")
     node_opts(run, 6881)
@@ -168,7 +175,11 @@ def _show_value(raw: bytes) -> Any:
 def _run(args: argparse.Namespace, fn: Any) -> Any:
     async def main() -> Any:
         async with open_node(
-            port=args.port, host=args.host, bootstrap=_bootstrap(args), state=args.state
+            port=args.port,
+            host=args.host,
+            bootstrap=_bootstrap(args),
+            state=args.state,
+            config=DhtConfig(query_timeout=args.query_timeout),
         ) as node:
             return await fn(node)
 
@@ -186,6 +197,7 @@ def _handle_run(args: argparse.Namespace) -> int:
             bootstrap=_bootstrap(args),
             state=args.state,
             read_only=args.read_only,
+            config=DhtConfig(query_timeout=args.query_timeout),
             wait_joined=False,
         ) as node:
             print(

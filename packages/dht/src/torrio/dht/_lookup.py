@@ -10,7 +10,7 @@ import attrs
 
 from torrio.core import NodeId, NodeInfo, PeerAddr
 
-NEW, PENDING, RESPONDED, FAILED = range(4)
+NEW, PENDING, RESPONDED, FAILED, SLOW = range(5)
 _FAR = 1 << 161
 
 
@@ -114,7 +114,7 @@ class Lookup:
         pending += len(out)
         live = 0
         for _, _, c in self._sorted:
-            if c.id is None or c.state == FAILED:
+            if c.id is None or c.state in (FAILED, SLOW):
                 continue
             live += 1
             if live > self.k or pending >= self.alpha:
@@ -135,7 +135,7 @@ class Lookup:
     ) -> None:
         """``addr`` answered with ``nodes``; its token is kept for announce/put."""
         c = self._by_addr.get(addr)
-        if c is None or c.state != PENDING:
+        if c is None or c.state not in (PENDING, SLOW):
             return
         self.responses += 1
         if c.id is None:
@@ -153,9 +153,17 @@ class Lookup:
     def on_failure(self, addr: PeerAddr) -> None:
         """``addr`` timed out or answered with an error: it leaves the lookup."""
         c = self._by_addr.get(addr)
-        if c is not None and c.state == PENDING:
+        if c is not None and c.state in (PENDING, SLOW):
             c.state = FAILED
             self.failures += 1
+
+    def on_slow(self, addr: PeerAddr) -> None:
+        """``addr`` missed its first deadline (its query is being resent): it no longer counts
+        against ``alpha``, so the lookup asks others meanwhile; the lookup still ends only once
+        it has answered or finally failed (one lost datagram must not drop a close node)."""
+        c = self._by_addr.get(addr)
+        if c is not None and c.state == PENDING:
+            c.state = SLOW
 
     @property
     def done(self) -> bool:
@@ -164,7 +172,7 @@ class Lookup:
         for _, _, c in self._sorted:
             if c.state == FAILED:
                 continue
-            if c.state in (NEW, PENDING):
+            if c.state in (NEW, PENDING, SLOW):
                 return False
             live += 1
             if live >= self.k:

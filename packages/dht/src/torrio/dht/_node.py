@@ -486,9 +486,11 @@ async def _node_nursery(
                 await node.bootstrap(boot)
             else:
                 nursery.start_soon(node.bootstrap, boot)
-            yield node
-            if state is not None:
-                node.save_state(state)
+            try:
+                yield node
+            finally:
+                if state is not None:
+                    node.save_state(state)
         finally:
             nursery.cancel_scope.cancel()
             if sock is not None:

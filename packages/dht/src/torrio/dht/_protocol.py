@@ -351,9 +351,9 @@ class DhtProtocol:
         want = q.want or {f"n{addr.family}"}
         out: dict[str, Any] = {}
         if "n4" in want:
-            out["nodes"] = tuple(self._tables[4].closest(target, self.config.k))
+            out["nodes"] = tuple(self._tables[4].closest(target, self.config.k, confirmed=True))
         if "n6" in want:
-            out["nodes6"] = tuple(self._tables[6].closest(target, self.config.k))
+            out["nodes6"] = tuple(self._tables[6].closest(target, self.config.k, confirmed=True))
         return out
 
     def _reply(self, q: Query, addr: PeerAddr, **fields: Any) -> None:
@@ -370,9 +370,11 @@ class DhtProtocol:
         if not q.read_only:
             verified = is_valid_node_id(q.sender, addr.ip)
             if verified or not self.config.enforce_node_id:
-                self._tables[addr.family].heard(
+                to_ping = self._tables[addr.family].heard(
                     NodeInfo(q.sender, addr), now, replied=False, verified=verified
                 )
+                if to_ping is not None:
+                    self.ping(to_ping.addr, now)
         m = q.method
         if m == "ping":
             self._reply(q, addr)
@@ -619,6 +621,10 @@ class DhtProtocol:
                     txn.deadline = now + self.config.query_timeout
                     heapq.heappush(self._timeouts, (txn.deadline, tid))
                     self._emit(txn.data, txn.addr)
+                    st = self._lookups.get(txn.lookup_id) if txn.lookup_id is not None else None
+                    if st is not None and not txn.store:
+                        st.lookup.on_slow(txn.addr)
+                        self._advance(txn.lookup_id, st, now)  # type: ignore[arg-type]
                     continue
                 del self._txns[tid]
                 self._on_failure(txn, now, timed_out=True)

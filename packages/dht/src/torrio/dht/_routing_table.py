@@ -172,7 +172,8 @@ class RoutingTable:
                 return None
             if len(bucket.contacts) < self.k:
                 self._add(bucket, contact, now)
-                return None
+                # a node that only queried us is unconfirmed: ask the caller to ping it
+                return None if replied else node
             if idx == len(self._buckets) - 1 and idx < 159:
                 self._split(now)
                 continue
@@ -239,13 +240,20 @@ class RoutingTable:
             self._remove(self._buckets[self._index(c.id_int)], c)
 
     def closest(
-        self, target: NodeId | int, count: int | None = None, now: float = 0.0
+        self, target: NodeId | int, count: int | None = None, *, confirmed: bool = False
     ) -> list[NodeInfo]:
-        """Up to ``count`` (default k) non-bad contacts nearest ``target``, nearest first."""
+        """Up to ``count`` (default k) non-bad contacts nearest ``target``, nearest first.
+
+        With ``confirmed``, only contacts that have answered us at least once (what we tell
+        others about: a node that merely queried us may be gone, or may not be who it says)."""
         t = target if isinstance(target, int) else int(target)
         count = self.k if count is None else count
         mf = self.max_fails
-        live = [c for c in self._by_addr.values() if c.fails < mf]
+        live = [
+            c
+            for c in self._by_addr.values()
+            if c.fails < mf and (not confirmed or c.last_reply is not None)
+        ]
         live.sort(key=lambda c: c.id_int ^ t)
         return [c.node for c in live[:count]]
 

@@ -91,6 +91,7 @@ class TorrentRuntime:
         self._done_bytes = 0
         self._connecting = 0
         self._storage_error = False
+        self._resume_lock = trio.Lock()
         self.wanted_length = sum(
             self.layout.piece_size(p) for p in range(self.num_pieces) if self.piece_priority[p]
         )
@@ -408,6 +409,10 @@ class TorrentRuntime:
 
     async def save_resume(self) -> bytes | None:
         """Write fast-resume data atomically (temp file, fsync, rename); returns it."""
+        async with self._resume_lock:
+            return await self._save_resume()
+
+    async def _save_resume(self) -> bytes | None:
         if not self.lifecycle.checked or not self.store.attached:
             return None
         try:

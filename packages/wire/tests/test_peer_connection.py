@@ -163,3 +163,26 @@ def test_rate_meter_window() -> None:
     assert m.rate(100.0) == 0.0
     with pytest.raises(ValueError):
         RateMeter(window=1, resolution=2)
+
+
+async def test_receive_batch_hands_out_good_messages_before_the_error() -> None:
+    s1, s2 = trio.testing.memory_stream_pair()
+    async with open_peer_connection(s1, num_pieces=4) as a:
+        await s2.send_all(encode(Have(1)) + encode(Have(2)) + encode(Have(10)))
+        assert await a.receive_batch() == [Have(1), Have(2)]
+        with pytest.raises(WireError, match="out of range"):
+            await a.receive_batch()
+        with pytest.raises(WireError, match="out of range"):
+            await a.receive()
+
+
+async def test_regression_cancelled_receive_loses_no_message() -> None:
+    s1, s2 = trio.testing.memory_stream_pair()
+    async with open_peer_connection(s1) as a:
+        await s2.send_all(encode(Have(1)) + encode(Have(2)))
+        assert await a.receive() == Have(1)  # Have(2) is now buffered in the decoder
+        with trio.CancelScope() as cs:
+            cs.cancel()
+            await a.receive()  # cancelled before consuming anything
+        assert cs.cancelled_caught
+        assert await a.receive() == Have(2)

@@ -120,6 +120,7 @@ class PeerConnection:
         self._batch = bytearray(_BATCH)
         self._payload_mark = 0
         self._payload_in_mark = 0
+        self._pending_error: WireError | None = None
 
     @property
     def registry(self) -> ExtensionRegistry:
@@ -238,15 +239,20 @@ class PeerConnection:
 
     async def receive(self) -> Event:
         """The next message from the peer. Raises :class:`PeerConnectionClosed` at the end,
-        :class:`WireError` on a protocol violation."""
+        :class:`WireError` on a protocol violation. Always a checkpoint (like any trio receive);
+        :meth:`receive_batch` amortizes that over every buffered message."""
         decoder = self.wire.decoder
-        while True:
-            ev = decoder.next_event()
-            if ev is not NEED_DATA:
-                if type(ev) is Extended:
-                    return self.wire._extended(ev)
-                return ev
+        await trio.lowlevel.checkpoint_if_cancelled()  # cancel before consuming, never after
+        self._raise_pending()
+        ev = decoder.next_event()
+        if ev is not NEED_DATA:
+            await trio.lowlevel.cancel_shielded_checkpoint()
+        while ev is NEED_DATA:
             await self._fill()
+            ev = decoder.next_event()
+        if type(ev) is Extended:
+            return self.wire._extended(ev)
+        return ev
 
     async def _fill(self) -> None:
         self._check_open()
@@ -277,20 +283,35 @@ class PeerConnection:
     async def receive_batch(self, max_events: int = 1024) -> list[Event]:
         """Every message already buffered (waiting for at least one): fewer awaits per message."""
         decoder = self.wire.decoder
+        await trio.lowlevel.checkpoint_if_cancelled()  # cancel before consuming, never after
+        self._raise_pending()
         out: list[Event] = []
+        filled = False
         while True:
-            while len(out) < max_events:
-                ev = decoder.next_event()
-                if ev is NEED_DATA:
-                    break
-                if type(ev) is Extended:
-                    out.append(self.wire._extended(ev))
-                else:
-                    out.append(ev)
+            try:
+                while len(out) < max_events:
+                    ev = decoder.next_event()
+                    if ev is NEED_DATA:
+                        break
+                    if type(ev) is Extended:
+                        out.append(self.wire._extended(ev))
+                    else:
+                        out.append(ev)
+            except WireError as exc:
+                if not out:
+                    raise
+                self._pending_error = exc  # hand out the good messages first
             if out:
-                await trio.lowlevel.checkpoint()
+                if not filled:
+                    await trio.lowlevel.cancel_shielded_checkpoint()
                 return out
             await self._fill()
+            filled = True
+
+    def _raise_pending(self) -> None:
+        exc = self._pending_error
+        if exc is not None:
+            raise WireError(exc.reason, exc.message_id) from exc
 
     def __aiter__(self) -> AsyncIterator[Event]:
         return self._iterate()

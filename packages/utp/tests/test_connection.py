@@ -112,7 +112,7 @@ def test_transfer_half_close_and_close() -> None:
     pump(a, b, 0.2)
     assert a.read() == b"reply"
     assert EndOfData() in events(a)
-    assert a.state is State.CLOSED and b.state is State.CLOSED
+    assert (a.statistics().state, b.statistics().state) == (State.CLOSED, State.CLOSED)
     assert Closed() in events(b)
     # it lingers to answer a retransmitted FIN, then expires
     deadline = a.next_deadline()
@@ -284,6 +284,7 @@ def test_nagle_coalesces_small_writes() -> None:
 def test_keepalive_and_idle_timeout() -> None:
     a, _b = open_pair()
     deadline = a.next_deadline()
+    assert deadline is not None
     assert deadline == pytest.approx(29.0)
     a.handle_timeout(deadline)
     (ka,) = a.datagrams_to_send(deadline)

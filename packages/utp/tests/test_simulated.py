@@ -10,7 +10,7 @@ from typing import Any
 
 import trio
 import trio.testing
-from utp_simlink import SimLink
+from utp_simlink import SimLink  # type: ignore[import-not-found]  # tests/ is on sys.path
 
 from torrio.core import SocketAddress
 from torrio.testing import random_bytes

@@ -13,6 +13,7 @@ import contextlib
 import errno
 import heapq
 import itertools
+import operator
 import random
 import socket as stdsocket
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -290,10 +291,17 @@ class UtpSocket:
     def _notify(self, entry: _Entry) -> None:
         conn = entry.conn
         if entry.orphan_deadline is not None and conn.readable:
+            # data for a stream nobody will read again: reset, as TCP does after close()
             conn.read()
+            conn.abort()
+            entry.orphan_deadline = None
+            self._dirty[id(entry)] = entry
+            self._wake.set()
         if conn._events:
             self._pump_events(entry)
-        if entry.read_waiter is not None and (conn.readable or conn.state is not State.CONNECTED):
+        if entry.read_waiter is not None and (
+            conn.readable or conn.at_eof or conn.state is not State.CONNECTED
+        ):
             entry.read_waiter.set()
             entry.read_waiter = None
         if entry.write_waiter is not None and (
@@ -452,8 +460,11 @@ class UtpSocket:
         conn = entry.conn
         if conn.state in (State.RESET, State.CLOSED) or entry.key not in self._conns:
             return
+        if conn.readable:
+            conn.abort()  # unread data is lost: tell the sender, as TCP does
+            self._touch(entry)
+            return
         conn.close()
-        conn.read()
         entry.orphan_deadline = trio.current_time() + _ORPHAN_TIMEOUT
         entry.pushed_deadline = None
         self._touch(entry)
@@ -538,11 +549,21 @@ class UtpStream(trio.abc.HalfCloseableStream):
         """Wait until the send buffer has room."""
         if self._sending:
             raise trio.BusyResourceError("another task is sending on this stream")
-        while not self._entry.conn.send_buffer_space and self._entry.error is None:
-            ev = trio.Event()
-            self._entry.write_waiter = ev
-            await ev.wait()
-        await trio.lowlevel.checkpoint()
+        self._sending = True
+        try:
+            await trio.lowlevel.checkpoint()
+            self._check_error()
+            while (
+                not self._entry.conn.send_buffer_space
+                and self._entry.error is None
+                and not self._closed
+            ):
+                ev = trio.Event()
+                self._entry.write_waiter = ev
+                await ev.wait()
+            self._check_error()
+        finally:
+            self._sending = False
 
     async def send_eof(self) -> None:
         """Send FIN after every queued byte; receiving continues until the peer's FIN."""
@@ -567,8 +588,10 @@ class UtpStream(trio.abc.HalfCloseableStream):
         """Up to ``max_bytes`` bytes; b"" once the peer's FIN is reached."""
         if self._receiving:
             raise trio.BusyResourceError("another task is receiving on this stream")
-        if max_bytes is not None and max_bytes < 1:
-            raise ValueError("max_bytes must be >= 1")
+        if max_bytes is not None:
+            max_bytes = operator.index(max_bytes)
+            if max_bytes < 1:
+                raise ValueError("max_bytes must be >= 1")
         self._receiving = True
         try:
             await trio.lowlevel.checkpoint_if_cancelled()

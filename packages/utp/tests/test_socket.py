@@ -1,0 +1,180 @@
+"""The trio shell over real loopback UDP: streams, many connections, hostile datagrams."""
+
+from __future__ import annotations
+
+import random
+import socket
+from collections.abc import AsyncIterator
+
+import pytest
+import trio
+import trio.testing
+
+from torrio.testing import random_bytes
+from torrio.utp import (
+    PacketType,
+    UtpConfig,
+    UtpError,
+    UtpSocket,
+    UtpStream,
+    encode_packet,
+    open_utp_socket,
+)
+
+
+@pytest.fixture
+async def sockets() -> AsyncIterator[tuple[UtpSocket, UtpSocket]]:
+    async with open_utp_socket() as a, open_utp_socket() as b:
+        yield a, b
+
+
+async def _pair(a: UtpSocket, b: UtpSocket) -> tuple[UtpStream, UtpStream]:
+    addr = b.local_address
+    assert addr is not None
+    client = await a.connect(addr)
+    async for server in b.accept():
+        return client, server
+    raise AssertionError("no incoming stream")
+
+
+async def _read_all(stream: UtpStream) -> bytes:
+    buf = bytearray()
+    while chunk := await stream.receive_some():
+        buf += chunk
+    return bytes(buf)
+
+
+async def test_trio_half_closeable_stream_conformance(
+    sockets: tuple[UtpSocket, UtpSocket],
+) -> None:
+    a, b = sockets
+
+    async def maker() -> tuple[UtpStream, UtpStream]:
+        return await _pair(a, b)
+
+    await trio.testing.check_half_closeable_stream(maker, None)
+
+
+async def test_bulk_both_directions_with_half_close(sockets: tuple[UtpSocket, UtpSocket]) -> None:
+    a, b = sockets
+    client, server = await _pair(a, b)
+    up = random_bytes(3_000_000, seed=11)
+    down = random_bytes(1_000_000, seed=12)
+    got: dict[str, bytes] = {}
+
+    async def side(stream: UtpStream, data: bytes, key: str) -> None:
+        async with trio.open_nursery() as n:
+
+            async def send() -> None:
+                await stream.send_all(data)
+                await stream.send_eof()
+
+            n.start_soon(send)
+            got[key] = await _read_all(stream)
+
+    with trio.fail_after(60):
+        async with trio.open_nursery() as n:
+            n.start_soon(side, client, up, "client")
+            n.start_soon(side, server, down, "server")
+    assert got["server"] == up
+    assert got["client"] == down
+    assert client.remote_address == b.local_address
+
+
+async def test_many_concurrent_streams(sockets: tuple[UtpSocket, UtpSocket]) -> None:
+    a, b = sockets
+    addr = b.local_address
+    assert addr is not None
+
+    async def echo(stream: UtpStream) -> None:
+        data = await _read_all(stream)
+        await stream.send_all(data[::-1])
+        await stream.send_eof()
+
+    async def client(i: int) -> None:
+        stream = await a.connect(addr)
+        data = random_bytes(50_000 + i, seed=i)
+        await stream.send_all(data)
+        await stream.send_eof()
+        assert await _read_all(stream) == data[::-1]
+        await stream.aclose()
+
+    with trio.fail_after(60):
+        async with trio.open_nursery() as n:
+            await n.start(b.serve, echo)
+            async with trio.open_nursery() as clients:
+                for i in range(20):
+                    clients.start_soon(client, i)
+            n.cancel_scope.cancel()
+    assert a.statistics().datagrams_received > 0
+
+
+async def test_reset_by_peer_breaks_the_stream(sockets: tuple[UtpSocket, UtpSocket]) -> None:
+    a, b = sockets
+    client, server = await _pair(a, b)
+    server.connection.abort()
+    b._touch(server._entry)
+    with trio.fail_after(5), pytest.raises(trio.BrokenResourceError):
+        await client.receive_some()
+
+
+async def test_connect_to_nobody_times_out(autojump_clock: trio.testing.MockClock) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
+        silent.bind(("127.0.0.1", 0))  # a bound socket that never answers
+        async with open_utp_socket() as a:
+            with pytest.raises(UtpError):
+                await a.connect(silent.getsockname())
+
+
+async def test_syn_flood_is_bounded() -> None:
+    async with open_utp_socket(max_connections=50, backlog=8) as victim:
+        addr = victim.local_address
+        assert addr is not None
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as attacker:
+            attacker.bind(("127.0.0.1", 0))
+            for conn_id in range(2000):
+                syn = encode_packet(PacketType.SYN, conn_id, 0, 0, 65536, 1, 0)
+                attacker.sendto(syn, addr)
+                if conn_id % 100 == 99:
+                    await trio.sleep(0.01)
+        with trio.fail_after(10):
+            # the kernel delivers at its own pace: poll the counter
+            while victim.statistics().datagrams_received < 1500:  # noqa: ASYNC110
+                await trio.sleep(0.01)
+        stats = victim.statistics()
+        assert stats.connections <= 50
+        assert stats.incoming_pending <= 8
+        assert stats.syns_refused > 1000
+
+
+async def test_garbage_datagrams_are_dropped(sockets: tuple[UtpSocket, UtpSocket]) -> None:
+    a, b = sockets
+    addr = b.local_address
+    assert addr is not None
+    rng = random.Random(4)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as attacker:
+        attacker.bind(("127.0.0.1", 0))
+        for _ in range(500):
+            junk = bytes(rng.randrange(256) for _ in range(rng.randrange(0, 80)))
+            attacker.sendto(junk, addr)
+        # valid-looking packets for connections that do not exist
+        for i in range(100):
+            attacker.sendto(encode_packet(PacketType.DATA, i, 0, 0, 0, i, 0, b"x"), addr)
+    with trio.fail_after(10):
+        while b.statistics().datagrams_received < 550:  # noqa: ASYNC110
+            await trio.sleep(0.01)
+    # the socket still works
+    client, server = await _pair(a, b)
+    await client.send_all(b"still alive")
+    await client.send_eof()
+    assert await _read_all(server) == b"still alive"
+    assert b.statistics().invalid_datagrams > 0
+    assert b.statistics().unknown_connection >= 90
+
+
+async def test_default_socket_buffers_cap_the_receive_window() -> None:
+    async with open_utp_socket(recv_buffer=None, send_buffer=None) as s:
+        stats = s.statistics()
+        assert stats.recv_buffer is not None
+        assert s.config.recv_buffer_size < UtpConfig().recv_buffer_size
+        assert s.config.recv_buffer_size < stats.recv_buffer

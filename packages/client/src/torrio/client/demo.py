@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import random
 import sys
 import tempfile
 import time
@@ -19,7 +20,6 @@ from pathlib import Path
 import trio
 
 from torrio.metainfo import TorrentBuilder
-from torrio.testing import make_random_tree
 
 from ._display import TorrentDisplay
 from ._params import AddTorrent
@@ -35,6 +35,19 @@ FILES = {
     "video/making-of.mkv": 9_437_184,
     "video/subs/en.srt": 48_123,
 }
+
+
+def _make_files(root: Path, files: dict[str, int], seed: int) -> None:
+    rng = random.Random(seed)
+    for rel, size in sorted(files.items()):
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("wb") as f:
+            left = size
+            while left:
+                n = min(left, 1 << 20)
+                f.write(rng.randbytes(n))
+                left -= n
 
 
 def _digest(path: Path) -> str:
@@ -53,7 +66,7 @@ async def run_demo(
 
     files = {k: max(1, int(v * scale)) for k, v in FILES.items()}
     src = workdir / "seed"
-    make_random_tree(src / "torrio-demo", files, seed=2026)
+    await trio.to_thread.run_sync(_make_files, src / "torrio-demo", files, 2026)
     total = sum(files.values())
     print(f"demo: {len(files)} files, {format_bytes(total)}, in {workdir}", file=sys.stderr)
     loop = {"listen_host": "127.0.0.1", "listen_port": 0, "stats_interval": 0}

@@ -519,6 +519,8 @@ async def fetch_metadata(
         for key, conn in connections.items():
             nursery.start_soon(reader, key, conn)
         while not fetcher.done:
+            # taken before acting so that a change made while we await a send is not missed
+            waiting = changed
             for key in fetcher.take_banned():
                 banned = connections.get(key)
                 if banned is not None:
@@ -535,8 +537,9 @@ async def fetch_metadata(
                     MetadataFetchError("every peer disconnected before the metadata arrived")
                 )
                 break
+            if fetcher.done:
+                break
             deadline = fetcher.next_deadline()
-            waiting = changed
             with trio.move_on_at(math.inf if deadline is None else deadline):
                 await waiting.wait()
         nursery.cancel_scope.cancel()

@@ -537,7 +537,7 @@ async def fetch_metadata(
                     MetadataFetchError("every peer disconnected before the metadata arrived")
                 )
                 break
-            if fetcher.done:
+            if fetcher.info_bytes is not None:  # completed while we awaited a send
                 break
             deadline = fetcher.next_deadline()
             with trio.move_on_at(math.inf if deadline is None else deadline):

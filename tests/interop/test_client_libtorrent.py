@@ -122,3 +122,34 @@ async def test_mixed_swarm(tmp_path: Path) -> None:
     want = tree_digest(tmp_path / "seed" / "payload")
     for d in ("o0", "o1", "l0", "l1"):
         assert tree_digest(tmp_path / d / "payload") == want, d
+
+
+UTP_ONLY = {
+    "enable_outgoing_tcp": False,
+    "enable_incoming_tcp": False,
+    "enable_outgoing_utp": True,
+    "enable_incoming_utp": True,
+}
+
+
+async def test_utp_both_directions(tmp_path: Path) -> None:
+    """libtorrent (uTP only) seed -> torrio over uTP, and torrio seed -> libtorrent (uTP only)."""
+    t = make_torrent(tmp_path / "seed", FILES, piece_length=32768)
+    async with (
+        ltx.open_session(UTP_ONLY) as lt_seed,
+        ltx.open_session(UTP_ONLY) as lt_dl,
+        open_session(**LOOP, transport="utp") as ours,
+    ):
+        sh = lt_seed.add_torrent(t.to_bytes(), tmp_path / "seed", seed_mode=True)
+        await lt_seed.wait_for(lambda: bool(sh.status().is_seeding))
+        h = await ours.add_torrent(
+            AddTorrent(
+                source=t, save_path=tmp_path / "ours", peers=[PeerAddr("127.0.0.1", lt_seed.port)]
+            )
+        )
+        await _wait_ours(h)
+        dh = lt_dl.add_torrent(t.to_bytes(), tmp_path / "lt", peers=[("127.0.0.1", ours.port)])
+        await lt_dl.wait_finished(dh, timeout=60)
+    want = tree_digest(tmp_path / "seed" / "payload")
+    assert tree_digest(tmp_path / "ours" / "payload") == want
+    assert tree_digest(tmp_path / "lt" / "payload") == want

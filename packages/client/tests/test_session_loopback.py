@@ -50,3 +50,21 @@ async def test_seed_to_one_downloader(tmp_path: Path) -> None:
                     break
             assert {PeerConnected, PieceFinished, TorrentFinished} <= kinds
     assert tree_digest(tmp_path / "dl" / "payload") == tree_digest(tmp_path / "seed" / "payload")
+
+
+async def test_seed_to_downloader_over_utp(tmp_path: Path) -> None:
+    t = make_torrent(tmp_path / "seed", {"a.bin": 400_000, "b.bin": 99_999}, piece_length=32768)
+    with trio.fail_after(30):
+        async with (
+            open_session(**LOOP, transport="both") as seed,
+            open_session(**LOOP, transport="utp") as leech,
+        ):
+            sh = await seed.add_torrent(AddTorrent(source=t, save_path=tmp_path / "seed"))
+            await sh.wait_finished()
+            lh = await leech.add_torrent(
+                AddTorrent(
+                    source=t, save_path=tmp_path / "dl", peers=[PeerAddr("127.0.0.1", seed.port)]
+                )
+            )
+            await lh.wait_finished()
+    assert tree_digest(tmp_path / "dl" / "payload") == tree_digest(tmp_path / "seed" / "payload")

@@ -77,6 +77,9 @@ class SessionSettings:
     listen_host: str = "0.0.0.0"
     listen_port: int = 0
     encryption: str = attrs.field(default="prefer")
+    transport: str = attrs.field(default="tcp")
+    """``tcp``; ``utp`` (dial over uTP); ``both`` (dial TCP). With ``utp`` or ``both`` uTP is
+    accepted on the UDP port with the TCP port's number; TCP is always accepted."""
     max_connections: int = 200
     max_download_rate: int = 0
     max_upload_rate: int = 0
@@ -99,6 +102,11 @@ class SessionSettings:
     """Announce to trackers on loopback/private addresses at any path (off: only ``/announce``)."""
     reraise_errors: bool = False
     """Let an unexpected error in a torrent's task propagate (tests), instead of a TorrentError."""
+
+    @transport.validator
+    def _check_transport(self, _attr: attrs.Attribute[str], value: str) -> None:
+        if value not in ("tcp", "utp", "both"):
+            raise ClientError("transport must be one of tcp, utp, both")
 
     @encryption.validator
     def _check_encryption(self, _attr: attrs.Attribute[str], value: str) -> None:

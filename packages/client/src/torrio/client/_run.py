@@ -117,8 +117,6 @@ def run_transfer(args: argparse.Namespace, *, mode: str) -> int:
     """Run ``download`` (mode ``"download"``) or ``seed`` (mode ``"seed"``) to completion."""
     if args.source.startswith("magnet:"):
         raise CommandError("magnet downloads are not supported yet; use a .torrent file or URL")
-    if args.transport == "utp":
-        raise CommandError("uTP transport is not available yet; use --transport tcp")
     if getattr(args, "super_seed", False):
         raise CommandError("--super-seed is not supported yet")
     return trio.run(_run, args, mode)
@@ -151,6 +149,7 @@ async def _run(args: argparse.Namespace, mode: str) -> int:
         listen_host=args.listen_host,
         listen_port=args.port,
         encryption=args.encryption,
+        transport=args.transport,
         max_download_rate=args.max_down,
         max_upload_rate=args.max_up,
         resume_dir=resume_dir,

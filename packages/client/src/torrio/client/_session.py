@@ -66,6 +66,7 @@ class Session:
         self._torrents: dict[InfoHash, TorrentRuntime] = {}
         self._half_open = trio.Semaphore(settings.max_half_open)
         self._listeners: list[trio.SocketListener] = []
+        self.utp: Any = None
         self._closing = False
 
     # -- public API -----------------------------------------------------------------------
@@ -196,11 +197,15 @@ class Session:
                 rt.set_queued(ih not in active)
 
     async def dial(self, addr: PeerAddr, rt: TorrentRuntime) -> HandshakeResult:
-        """Connect to ``addr`` and complete the handshake for ``rt`` (raises on failure)."""
+        """Connect to ``addr`` (TCP, or uTP when the transport says so) and handshake for ``rt``."""
         async with self._half_open:
+            use_utp = self.settings.transport == "utp" and self.utp is not None
 
             async def connect() -> trio.abc.Stream:
                 with trio.fail_after(self.settings.connect_timeout):
+                    if use_utp:
+                        assert self.utp is not None
+                        return await self.utp.connect(addr.as_tuple())
                     return await trio.open_tcp_stream(str(addr.ip), addr.port)
 
             stream = await connect()
@@ -209,11 +214,14 @@ class Session:
                 stream, rt.info_hash, peer=addr, reconnect=connect
             )
 
-    async def _handle_incoming(self, stream: trio.SocketStream) -> None:
+    async def _handle_incoming(self, stream: trio.abc.Stream) -> None:
         try:
-            host, port = stream.socket.getpeername()[:2]
+            if isinstance(stream, trio.SocketStream):
+                host, port = stream.socket.getpeername()[:2]
+            else:
+                host, port = stream.remote_address  # type: ignore[attr-defined]
             addr = PeerAddr.from_tuple((host, port))
-        except (OSError, ValueError):
+        except (OSError, ValueError, AttributeError):
             await trio.aclose_forcefully(stream)
             return
         _tune(stream)
@@ -248,6 +256,9 @@ class Session:
         listeners = await trio.open_tcp_listeners(s.listen_port, host=s.listen_host)
         self._listeners = listeners
         self.port = listeners[0].socket.getsockname()[1]
+        if s.transport in ("utp", "both"):
+            # uTP on the same port number as TCP (UDP), as BitTorrent clients expect
+            self.utp = await self._nursery.start(self._run_utp, (s.listen_host, self.port))
 
         async def serve(
             *, task_status: trio.TaskStatus[list[trio.SocketListener]] = trio.TASK_STATUS_IGNORED
@@ -261,6 +272,18 @@ class Session:
 
         await self._nursery.start(serve)
         self._nursery.start_soon(self._stats_loop)
+
+    async def _run_utp(
+        self,
+        local: tuple[str, int],
+        *,
+        task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        from torrio.utp import open_utp_socket
+
+        async with open_utp_socket(local) as sock:
+            task_status.started(sock)
+            await sock.serve(self._handle_incoming)
 
     async def _stats_loop(self) -> None:
         interval = self.settings.stats_interval

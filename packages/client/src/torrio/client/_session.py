@@ -24,6 +24,7 @@ from torrio.handshake import (
     HandshakeResult,
     Reserved,
 )
+from torrio.utp import UtpSocket, open_utp_socket
 
 from . import _events as ev
 from ._errors import ClientError
@@ -66,7 +67,7 @@ class Session:
         self._torrents: dict[InfoHash, TorrentRuntime] = {}
         self._half_open = trio.Semaphore(settings.max_half_open)
         self._listeners: list[trio.SocketListener] = []
-        self.utp: Any = None
+        self.utp: UtpSocket | None = None
         self._closing = False
 
     # -- public API -----------------------------------------------------------------------
@@ -205,7 +206,8 @@ class Session:
                 with trio.fail_after(self.settings.connect_timeout):
                     if use_utp:
                         assert self.utp is not None
-                        return await self.utp.connect(addr.as_tuple())
+                        utp_stream: trio.abc.Stream = await self.utp.connect(addr.as_tuple())
+                        return utp_stream
                     return await trio.open_tcp_stream(str(addr.ip), addr.port)
 
             stream = await connect()
@@ -279,7 +281,6 @@ class Session:
         *,
         task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED,
     ) -> None:
-        from torrio.utp import open_utp_socket
 
         async with open_utp_socket(local) as sock:
             task_status.started(sock)

@@ -21,7 +21,15 @@ async def _spawn(store: str, nursery: trio.Nursery) -> tuple[trio.Process, str, 
     proc: trio.Process = await nursery.start(
         partial(
             trio.run_process,
-            [sys.executable, "-m", "torrio.tracker_server", "--store", store],
+            [
+                sys.executable,
+                "-m",
+                "torrio.tracker_server",
+                "--store",
+                store,
+                "--udp-secret",
+                "ab" * 16,
+            ],
             stdout=subprocess.PIPE,
             check=False,
         )

@@ -234,3 +234,56 @@ async def test_raw_query_with_unescaped_bytes_is_understood(client: TrackerClien
             await http.aclose()
         assert resp.peers == (PeerAddr("127.0.0.1", 10001),)
         assert "%AB" in announce_url(srv.http_url, req(2))
+
+
+async def test_regression_connection_id_is_valid_from_another_socket_of_the_same_host() -> None:
+    """libtorrent shares one cached connection id among all sessions (sockets) of a process."""
+    async with open_tracker_server() as srv:
+        from torrio.tracker import (
+            ConnectRequest,
+            ConnectResponse,
+            UdpAnnounceReply,
+            decode_response,
+            encode_request,
+        )
+
+        with (
+            trio.socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as a,
+            trio.socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as b,
+        ):
+            await a.bind(("127.0.0.1", 0))
+            await b.bind(("127.0.0.1", 0))
+            with trio.fail_after(5):
+                await a.sendto(encode_request(ConnectRequest(1)), srv.addresses.udp[0])
+                conn = decode_response(await a.recv(2048))
+                assert isinstance(conn, ConnectResponse)
+                from torrio.tracker import UdpAnnounce
+
+                await b.sendto(
+                    encode_request(UdpAnnounce(conn.connection_id, 2, req(1))), srv.addresses.udp[0]
+                )
+                assert isinstance(decode_response(await b.recv(2048)), UdpAnnounceReply)
+
+
+async def test_shared_connection_secret_lets_ids_cross_processes(client: TrackerClient) -> None:
+    cfg = TrackerConfig(connection_secret=b"k" * 32)
+    async with open_tracker_server(config=cfg) as one, open_tracker_server(config=cfg) as two:
+        from torrio.tracker import (
+            ConnectRequest,
+            ConnectResponse,
+            UdpAnnounce,
+            UdpAnnounceReply,
+            decode_response,
+            encode_request,
+        )
+
+        with trio.socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            await s.bind(("127.0.0.1", 0))
+            with trio.fail_after(5):
+                await s.sendto(encode_request(ConnectRequest(1)), one.addresses.udp[0])
+                conn = decode_response(await s.recv(2048))
+                assert isinstance(conn, ConnectResponse)
+                await s.sendto(
+                    encode_request(UdpAnnounce(conn.connection_id, 2, req(1))), two.addresses.udp[0]
+                )
+                assert isinstance(decode_response(await s.recv(2048)), UdpAnnounceReply)

@@ -74,6 +74,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="FILE",
         help="only track the info-hashes (40 hex, one a line) in FILE",
     )
+    p.add_argument(
+        "--udp-secret",
+        metavar="HEX",
+        help="key for UDP connection ids; give several processes behind one address the same one",
+    )
     p.set_defaults(handler=run)
 
 
@@ -98,7 +103,12 @@ def run(args: argparse.Namespace) -> int:
     min_interval = (
         args.min_interval if args.min_interval is not None else max(1, args.interval // 30)
     )
+    try:
+        secret = bytes.fromhex(args.udp_secret) if args.udp_secret else None
+    except ValueError:
+        raise CommandError("--udp-secret must be hex") from None
     config = TrackerConfig(
+        connection_secret=secret,
         interval=args.interval,
         min_interval=min_interval,
         max_numwant=args.max_numwant,

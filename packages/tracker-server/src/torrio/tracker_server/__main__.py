@@ -26,13 +26,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--store", default="memory")
     p.add_argument("--interval", type=int, default=1800)
     p.add_argument("--max-numwant", type=int, default=200)
+    p.add_argument(
+        "--udp-secret",
+        default=None,
+        help="hex key for UDP connection ids (share it across processes)",
+    )
     args = p.parse_args(argv)
 
     async def run() -> None:
         store = make_store(args.store)
         try:
             tracker = Tracker(
-                store, TrackerConfig(interval=args.interval, max_numwant=args.max_numwant)
+                store,
+                TrackerConfig(
+                    interval=args.interval,
+                    max_numwant=args.max_numwant,
+                    connection_secret=bytes.fromhex(args.udp_secret) if args.udp_secret else None,
+                ),
             )
             async with trio.open_nursery() as nursery:
                 addrs = await nursery.start(

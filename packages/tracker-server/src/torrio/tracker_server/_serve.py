@@ -80,7 +80,7 @@ async def serve_tracker(
         udp_addrs: list[SocketAddress] = []
         http_addrs: list[SocketAddress] = []
         if udp_port is not None:
-            ids = ConnectionIds()
+            ids = ConnectionIds(tracker.config.connection_secret)
             for host in hosts:
                 sock = await bind_udp_socket(host, udp_port)
                 with contextlib.suppress(OSError):

@@ -30,6 +30,10 @@ class TrackerConfig:
     ``numwant`` is capped at ``max_numwant`` (default ``default_numwant`` when the client has no
     preference); ``whitelist`` (20-byte info-hashes) refuses every other torrent when set;
     ``trust_ip_param`` honours the ``ip``/``ipv6`` hints of clients (off: the source address is used).
+    ``connection_secret`` keys the UDP connection ids: give every process behind one address the
+    same secret (several processes over one Redis) so an id issued by one is accepted by another,
+    and keep it across restarts so clients' cached ids (libtorrent caches one per tracker IP for
+    a minute) stay valid; None picks a random one per process.
     """
 
     interval: int = 1800
@@ -40,6 +44,7 @@ class TrackerConfig:
     whitelist: frozenset[bytes] | None = None
     trust_ip_param: bool = False
     max_scrape: int = 100
+    connection_secret: bytes | None = None
 
     @property
     def ttl(self) -> float:

@@ -1,7 +1,9 @@
 """The UDP tracker (BEP 15) on its own socket.
 
-Connection ids are stateless: a keyed BLAKE2b of the client address and the current minute, so
-an id is valid for 1-2 minutes and the server keeps no per-client table a flood could grow.
+Connection ids are stateless: a keyed BLAKE2b of the client's IP address and the current minute,
+so an id is valid for 1-2 minutes and the server keeps no per-client table a flood could grow.
+The port is left out on purpose (as opentracker does): a client may announce from several sockets
+of one host with one cached id — libtorrent shares its id cache among all sessions of a process.
 """
 
 from __future__ import annotations
@@ -36,26 +38,26 @@ _TID = struct.Struct("!I")
 
 
 class ConnectionIds:
-    """Issue and check BEP 15 connection ids without state (keyed hash of address and minute)."""
+    """Issue and check BEP 15 connection ids without state (keyed hash of IP and minute)."""
 
     def __init__(self, secret: bytes | None = None, lifetime: float = 60.0) -> None:
         self._secret = secret or os.urandom(32)
         self.lifetime = lifetime
 
-    def _make(self, host: str, port: int, epoch: int) -> int:
-        h = hashlib.blake2b(f"{host}|{port}|{epoch}".encode(), key=self._secret, digest_size=8)
+    def _make(self, host: str, epoch: int) -> int:
+        h = hashlib.blake2b(f"{host}|{epoch}".encode(), key=self._secret, digest_size=8)
         return int(_Q.unpack(h.digest())[0])
 
     def issue(self, addr: SocketAddress, now: float) -> int:
         """A connection id for ``addr``."""
-        return self._make(addr[0], addr[1], int(now // self.lifetime))
+        return self._make(addr[0], int(now // self.lifetime))
 
     def check(self, conn_id: int, addr: SocketAddress, now: float) -> bool:
         """True if ``conn_id`` was issued to ``addr`` in this or the previous period."""
         epoch = int(now // self.lifetime)
         return conn_id in (
-            self._make(addr[0], addr[1], epoch),
-            self._make(addr[0], addr[1], epoch - 1),
+            self._make(addr[0], epoch),
+            self._make(addr[0], epoch - 1),
         )
 
 

@@ -44,6 +44,7 @@ DEFAULT_SOCKET_BUFFER: Final = 4 << 20
 
 _RECV_BATCH: Final = 512
 _ORPHAN_TIMEOUT: Final = 30.0
+_MAX_PENDING_RESETS: Final = 64
 
 
 @attrs.frozen
@@ -124,7 +125,7 @@ class UtpSocket:
         self._heap: list[tuple[float, int, _Entry]] = []
         self._counter = itertools.count()
         self._wake = trio.Event()
-        self._running = False
+        self._resets: list[tuple[bytes, SocketAddress]] = []
         self._closed = False
         self.datagrams_received = 0
         self.datagrams_sent = 0
@@ -270,14 +271,13 @@ class UtpSocket:
         self._touch(entry)
 
     def _send_raw_reset(self, conn_id: int, seq: int, addr: SocketAddress) -> None:
-        if self._raw is None:
-            return  # a shared endpoint cannot be written synchronously; the peer will time out
+        if len(self._resets) >= _MAX_PENDING_RESETS:
+            return  # a flood of strays: the rest will time out on their own
         data = encode_packet(
             PacketType.RESET, conn_id, int(trio.current_time() * 1e6), 0, 0, 0, seq
         )
-        with contextlib.suppress(OSError):
-            self._raw.sendto(data, addr)
-            self.datagrams_sent += 1
+        self._resets.append((data, addr))
+        self._wake.set()
 
     def _touch(self, entry: _Entry) -> None:
         self._dirty[id(entry)] = entry
@@ -371,6 +371,10 @@ class UtpSocket:
         self.datagrams_sent += len(datagrams)
 
     async def _flush(self) -> None:
+        while self._resets:
+            resets, self._resets = self._resets, []
+            for data, addr in resets:
+                await self._send_many([data], addr)
         while self._dirty:
             dirty = list(self._dirty.values())
             self._dirty.clear()
@@ -426,7 +430,7 @@ class UtpSocket:
         task_status.started()
         while True:
             deadline = self._heap[0][0] if self._heap else float("inf")
-            if not self._dirty:
+            if not self._dirty and not self._resets:
                 with trio.move_on_at(deadline):
                     await self._wake.wait()
             else:
@@ -648,10 +652,16 @@ def _make_udp_socket(
 
 def window_for_socket_buffer(rcvbuf: int, payload_size: int) -> int:
     """The receive window a UDP socket buffer of ``rcvbuf`` bytes (as getsockopt reports it) can
-    absorb without drops: the kernel charges each datagram its full buffer ("truesize"), about
-    twice a 1.4 kB payload on Linux, so a sender must never have more than that in flight."""
-    per_packet = max(2 * (payload_size + 48), 2304)
-    return max(4 * payload_size, (rcvbuf // per_packet) * payload_size * 3 // 4)
+    absorb without drops.
+
+    The kernel charges each queued datagram its whole allocation ("truesize"), not its length:
+    on Linux a 1.4 kB datagram costs about 2.3 kB, so the default 208 KiB buffer holds only ~92
+    of them. Advertising more than that lets a fast sender overrun the socket, which is how
+    libtorrent's own uTP collapses on loopback with default buffers.
+    """
+    per_packet = max(2315, (payload_size + 48) * 8 // 5)
+    packets = rcvbuf // per_packet
+    return max(4 * payload_size, packets * 9 // 10 * payload_size)
 
 
 @contextlib.asynccontextmanager

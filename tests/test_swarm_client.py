@@ -156,3 +156,36 @@ async def test_hostile_peer_is_banned_and_download_completes(tmp_path: Path) -> 
             n.cancel_scope.cancel()
     assert [b.peer.port for b in banned] == [hostile_port]
     assert tree_digest(tmp_path / "dl" / "payload") == tree_digest(tmp_path / "seed" / "payload")
+
+
+async def test_peers_found_through_our_tracker(tmp_path: Path) -> None:
+    """Downloaders that know only the tracker (torrio-tracker-server) find the seed and each other."""
+    from torrio.client import TrackerReply
+    from torrio.tracker_server import TrackerConfig, open_tracker_server
+
+    with trio.fail_after(60):
+        async with open_tracker_server(
+            config=TrackerConfig(interval=2, min_interval=1), http_port=0, udp_port=0
+        ) as tracker:
+            t = make_torrent(
+                tmp_path / "seed", {"x.bin": 500_000, "y.bin": 200_000},
+                piece_length=16384, trackers=(tracker.udp_url, tracker.http_url),
+            )  # fmt: skip
+            async with (
+                open_session(**LOOP) as seed,
+                open_session(**LOOP) as d1,
+                open_session(**LOOP) as d2,
+            ):
+                sh = await seed.add_torrent(
+                    AddTorrent(source=t, save_path=tmp_path / "seed", max_upload_rate=300_000)
+                )
+                await sh.wait_finished()
+                events = d1.events()
+                h1 = await d1.add_torrent(AddTorrent(source=t, save_path=tmp_path / "d1"))
+                h2 = await d2.add_torrent(AddTorrent(source=t, save_path=tmp_path / "d2"))
+                await h1.wait_finished()
+                await h2.wait_finished()
+                replies = [e for e in drain(events) if isinstance(e, TrackerReply)]
+                assert replies and replies[0].peers >= 1
+    for d in ("d1", "d2"):
+        assert tree_digest(tmp_path / d / "payload") == tree_digest(tmp_path / "seed" / "payload")

@@ -189,3 +189,16 @@ async def test_seed_time_limit_pauses(tmp_path: Path) -> None:
                 if isinstance(e, TorrentPaused):
                     break
             assert h.status().paused
+
+
+async def test_private_torrent_uses_only_its_trackers(tmp_path: Path) -> None:
+    own = ("http://127.0.0.1:9/announce",)
+    extra = ["http://127.0.0.1:10/announce"]
+    pub = make_torrent(tmp_path / "a", 20_000, name="pub", trackers=own)
+    priv = make_torrent(tmp_path / "b", 20_000, name="priv", trackers=own, private=True)
+    async with open_session(**LOOP, tracker_allow_local=True) as s:
+        hp = await s.add_torrent(AddTorrent(source=pub, save_path=tmp_path / "a", trackers=extra))
+        hv = await s.add_torrent(AddTorrent(source=priv, save_path=tmp_path / "b", trackers=extra))
+        assert hv.torrent.private
+        assert hp._rt._tracker_tiers() == [list(own), extra]
+        assert hv._rt._tracker_tiers() == [list(own)]

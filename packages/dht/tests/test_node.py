@@ -130,3 +130,17 @@ async def test_mutable_cas_and_explicit_seq(autojump_clock: trio.testing.MockClo
                 assert got is not None and got.seq == 11 and got.value == b"v11"
                 samples = await a.sample_infohashes()
                 assert all(s.num is not None for s in samples)
+
+
+async def test_regression_two_lone_nodes_find_each_others_announces() -> None:
+    # each node stored the other's announce itself and never looked in its own store
+    with trio.fail_after(20):
+        async with open_node(host="127.0.0.1") as a:  # noqa: SIM117 - b joins via a
+            async with open_node(host="127.0.0.1", bootstrap=[("127.0.0.1", a.port)]) as b:
+                room = key_for("two of us")
+                assert await a.announce(room, port=9001) >= 1
+                assert await b.announce(room, port=9002) >= 1
+                assert PeerAddr("127.0.0.1", 9002) in {p async for p in a.get_peers(room)}
+                assert PeerAddr("127.0.0.1", 9001) in {p async for p in b.get_peers(room)}
+                r = await a.put_immutable(b"mine")
+                assert (await a.get_immutable(r.target)) is not None

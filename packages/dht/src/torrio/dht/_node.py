@@ -475,6 +475,7 @@ async def _node_nursery(
         try:
             family = ipaddress.ip_address(local_addr[0]).version
             proto = DhtProtocol(node_id, family=family, config=cfg, now=trio.current_time())
+            proto.local_addr = PeerAddr.from_tuple(local_addr)
             node = Node(proto, endpoint, local_addr)
             for n in saved_nodes:
                 proto.add_node(n, trio.current_time())

@@ -178,6 +178,8 @@ class DhtProtocol:
     ) -> None:
         self.config = config or DhtConfig()
         self.node_id = node_id or NodeId.random()
+        self.local_addr: PeerAddr | None = None
+        """Our socket's address, if the shell knows it (used for announces we store ourselves)."""
         self.family = family
         cfg = self.config
         self._tables = {
@@ -475,6 +477,8 @@ class DhtProtocol:
             salt=salt,
         )
         self._lookups[lid] = st
+        if not internal:
+            self._local_results(lid, st, now)
         self._advance(lid, st, now)
         return lid
 
@@ -505,8 +509,58 @@ class DhtProtocol:
         if st.phase == "store" and st.storing == 0:
             self._finish(lid, st)
 
+    def _local_results(self, lid: int, st: _LookupState, now: float) -> None:
+        # we are a DHT node too: what we store ourselves counts (it matters in small networks)
+        target = st.lookup.target
+        if st.kind == "get_peers":
+            peers = self._peers.get(target, now, self.config.max_peers_per_reply)
+            if peers:
+                st.seen_peers.update(peers)
+                self._events.append(PeersFound(lid, tuple(peers)))
+        elif st.kind == "get":
+            item = self._items.get(target, now)
+            if item is not None and (not item.mutable or item.salt == st.salt):
+                if item.mutable:
+                    st.best_seq = item.seq or 0
+                else:
+                    st.found_immutable = True
+                self._events.append(ItemFound(lid, item))
+
+    def _our_peer_address(self, port: int | None) -> PeerAddr | None:
+        ip = self.external_ip
+        if ip is None and self.local_addr is not None and not self.local_addr.ip.is_unspecified:
+            ip = self.local_addr.ip
+        if ip is None:
+            return None
+        if port is None:
+            if self.local_addr is None:
+                return None
+            port = self.local_addr.port
+        return PeerAddr(ip, port)
+
+    def _store_locally(self, st: _LookupState, method: str, now: float) -> bool:
+        """Store on ourselves too when we are among the k closest to the key."""
+        closest = st.lookup.closest(with_token=True)
+        t = int(st.lookup.target)
+        if len(closest) >= self.config.k and int(self.node_id) ^ t > closest[-1].dist:
+            return False
+        if method == "announce_peer":
+            me = self._our_peer_address(None if st.implied_port else st.announce_port)
+            if me is None:
+                return False
+            self._peers.add(st.lookup.target, me, now)
+            return True
+        assert st.put_item is not None
+        try:
+            self._items.put(st.put_item, now, st.cas)
+        except ItemError:
+            return False
+        return True
+
     def _store_phase(self, lid: int, st: _LookupState, now: float, method: str) -> None:
         st.phase = "store"
+        if not self.config.read_only and self._store_locally(st, method, now):
+            st.stored += 1
         for c in st.lookup.closest(with_token=True):
             fields: dict[str, Any] = {"token": c.token}
             if method == "announce_peer":

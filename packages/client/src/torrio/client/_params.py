@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import attrs
@@ -17,6 +17,10 @@ ENCRYPTION_POLICIES = ("prefer", "require", "disable")
 
 def _peers(value: Sequence[PeerAddr | str]) -> tuple[PeerAddr, ...]:
     return tuple(p if isinstance(p, PeerAddr) else PeerAddr.parse(p) for p in value)
+
+
+def _strs(value: Iterable[str]) -> tuple[str, ...]:
+    return tuple(str(v) for v in value)
 
 
 def _priorities(value: Sequence[int] | None) -> tuple[int, ...] | None:
@@ -55,7 +59,7 @@ class AddTorrent:
     upload_only: bool = False
     """Never request pieces: serve what is verified (``torrio seed``)."""
     peers: tuple[PeerAddr, ...] = attrs.field(default=(), converter=_peers)
-    trackers: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    trackers: tuple[str, ...] = attrs.field(default=(), converter=_strs)
     """Extra tracker URLs (each its own tier), after the torrent's own. Ignored for private torrents."""
     resume_data: bytes | None = None
     max_download_rate: int = attrs.field(default=0, validator=_non_negative)

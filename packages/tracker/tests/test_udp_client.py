@@ -158,3 +158,23 @@ async def test_scrape() -> None:
     _, client = make()
     resp = await client.scrape(URL, [b"a" * 20, b"b" * 20])
     assert resp.files == {b"a" * 20: ScrapeEntry(1, 2, 3), b"b" * 20: ScrapeEntry(1, 2, 3)}
+
+
+async def test_regression_bare_announce_header_is_a_refusal() -> None:
+    """opentracker answers an announce for a torrent off its whitelist with 8 bytes only."""
+    fake, client = make()
+
+    async def bare(data: bytes, addr: SocketAddress) -> None:
+        msg = decode_request(data)
+        if isinstance(msg, ConnectRequest):
+            client.datagram_received(
+                encode_response(ConnectResponse(msg.transaction_id, 1)), TRACKER
+            )
+        else:
+            client.datagram_received(
+                b"\x00\x00\x00\x01" + msg.transaction_id.to_bytes(4, "big"), TRACKER
+            )
+
+    fake.sendto = bare  # type: ignore[method-assign]
+    with pytest.raises(TrackerFailure, match="refused"):
+        await client.announce(URL, REQ)

@@ -187,6 +187,9 @@ class UdpTrackerClient:
             if pending.reply is None:
                 return None
             family = 6 if ":" in pending.addr[0] else 4
+            if len(pending.reply) == 8 and pending.reply[:4] == b"\x00\x00\x00\x01":
+                # opentracker's answer to a torrent it does not track: a bare announce header
+                raise TrackerFailure("tracker refused the announce (empty reply)", url=url)
             try:
                 reply = decode_response(pending.reply, family)
             except TrackerError as exc:

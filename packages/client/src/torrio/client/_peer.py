@@ -357,7 +357,9 @@ class Peer:
         if picker is None or not self.am_interested or self.closed:
             return
         now = trio.current_time()
-        budget = min(picker.request_budget(self, now), self.reqq - len(picker.outstanding(self)))
+        budget = min(
+            picker.request_budget(self, now), self.reqq - picker.queueing.outstanding(self)
+        )
         if budget <= 0:
             return
         reqs = picker.pick(self, budget, now)

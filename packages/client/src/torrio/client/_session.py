@@ -162,6 +162,11 @@ class Session:
 
     # -- used by torrents --------------------------------------------------------------------
 
+    @property
+    def closing(self) -> bool:
+        """True once the session is shutting down."""
+        return self._closing
+
     def spawn(self, fn: Any, *args: Any) -> None:
         """Run a background job in the session's nursery."""
         self._nursery.start_soon(fn, *args)

@@ -92,6 +92,7 @@ class TorrentRuntime:
         self._connecting = 0
         self._storage_error = False
         self._resume_lock = trio.Lock()
+        self._avail_cache: tuple[float, float] | None = None
         self.wanted_length = sum(
             self.layout.piece_size(p) for p in range(self.num_pieces) if self.piece_priority[p]
         )
@@ -159,18 +160,7 @@ class TorrentRuntime:
         left = self.wanted_length - self._done_bytes
         eta = None if dr <= 0 or left <= 0 else left / dr
         seeds = sum(1 for p in self.peers if p.is_seed)
-        if self.peers:
-            counts = [0] * self.num_pieces
-            for p in self.peers:
-                if p.is_seed:
-                    continue
-                for i in p.bits:
-                    counts[i] += 1
-            base = min(counts) if counts else 0
-            above = sum(1 for c in counts if c > base) / max(1, self.num_pieces)
-            availability = seeds + base + above
-        else:
-            availability = 0.0
+        availability = self._availability(now, seeds)
         return TorrentStatus(
             info_hash=self.info_hash,
             name=self.name,
@@ -193,6 +183,25 @@ class TorrentRuntime:
             paused=self.lifecycle.paused,
             finished=self.lifecycle.finished,
         )
+
+    def _availability(self, now: float, seeds: int) -> float:
+        """libtorrent's distributed copies; recomputed at most every 2 s (it is O(peers*pieces))."""
+        cached = self._avail_cache
+        if cached is not None and now - cached[0] < 2.0:
+            return cached[1]
+        if not self.peers:
+            value = 0.0
+        else:
+            counts = [0] * self.num_pieces
+            for p in self.peers:
+                if not p.is_seed:
+                    for i in p.bits:
+                        counts[i] += 1
+            base = min(counts) if counts else 0
+            above = sum(1 for c in counts if c > base) / max(1, self.num_pieces)
+            value = seeds + base + above
+        self._avail_cache = (now, value)
+        return value
 
     def peer_statuses(self) -> list[PeerStatus]:
         """A snapshot of every connected peer."""
@@ -523,6 +532,8 @@ class TorrentRuntime:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._disk_events)
             while not self.removed:
+                if self.session.closing:
+                    await trio.sleep_forever()
                 if self.lifecycle.active:
                     await self._active_phase()
                     await self.save_resume()

@@ -144,3 +144,10 @@ async def test_regression_two_lone_nodes_find_each_others_announces() -> None:
                 assert PeerAddr("127.0.0.1", 9001) in {p async for p in b.get_peers(room)}
                 r = await a.put_immutable(b"mine")
                 assert (await a.get_immutable(r.target)) is not None
+
+
+async def test_external_ip_gives_a_bep42_id() -> None:
+    from torrio.dht import is_valid_node_id
+
+    async with open_node(host="127.0.0.1", external_ip="203.0.113.7") as n:
+        assert is_valid_node_id(n.node_id, "203.0.113.7")

@@ -355,3 +355,38 @@ SANS_IO = [
 def test_core_imports_without_trio(module: str) -> None:
     code = f"import sys; sys.modules['trio'] = None; import torrio.dht.{module}; import torrio.dht"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_stale_buckets_are_refreshed_by_lookups() -> None:
+    node = DhtProtocol(NodeId(b"\0" * 20))
+    node.table().heard(NodeInfo(NodeId(b"\xff" * 20), PEER), 0.0, replied=True)
+    node.datagrams_to_send()
+    t = 16 * 60.0
+    node.tick(t)
+    sent = [decode_message(d) for d, _ in node.datagrams_to_send()]
+    assert sent and all(isinstance(m, Query) and m.method == "find_node" for m in sent)
+    assert node.statistics(t).lookups_active >= 1
+
+
+def test_sample_infohashes_reports_stored_keys() -> None:
+    node = DhtProtocol()
+    keys = [key_for(str(i)) for i in range(30)]
+    for k in keys:
+        node._peers.add(k, PeerAddr("13.0.0.1", 1), 0.0)
+    (r,) = ask(node, q("sample_infohashes", target=NodeId(b"z" * 20)))
+    assert isinstance(r, Response) and r.num == 30 and len(r.samples) == 20
+    assert {NodeId(s) for s in r.samples} <= set(keys) and r.interval is not None
+
+
+def test_external_ip_votes() -> None:
+    node = DhtProtocol()
+    node.ping(PEER, 0.0)
+    ((data, _),) = node.datagrams_to_send()
+    node.receive(
+        encode_message(
+            Response(decode_message(data).tid, NodeId(b"r" * 20), ip=PeerAddr("8.8.4.4", 1))
+        ),
+        PEER,
+        0.1,
+    )
+    assert str(node.external_ip) == "8.8.4.4"

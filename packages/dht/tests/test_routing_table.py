@@ -113,3 +113,15 @@ def test_wrong_family_and_own_id_ignored() -> None:
     t.heard(NodeInfo(NodeId.random(), PeerAddr("::2", 1)), 0.0, replied=True)
     t.heard(NodeInfo(OWN, PeerAddr("1.1.1.1", 1)), 0.0, replied=True)
     assert len(t) == 0
+
+
+def test_verified_node_displaces_an_unverified_questionable_one() -> None:
+    t = RoutingTable(OWN, k=2, restrict_ips=False)
+    far = [node(i, id_int=(1 << 159) + i) for i in range(1, 4)]
+    t.heard(node(50, id_int=1), 0.0, replied=True)
+    t.heard(node(51, id_int=2), 0.0, replied=True)
+    t.heard(far[0], 0.0, replied=True)
+    t.heard(far[1], 0.0, replied=True)
+    later = GOOD_INTERVAL + 1
+    assert t.heard(far[2], later, replied=True, verified=True) is None
+    assert t.get(far[2].addr) is not None and len([c for c in t.contacts() if c.id_int >> 159]) == 2

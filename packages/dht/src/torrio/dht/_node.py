@@ -26,6 +26,7 @@ from torrio.core import (
 from ._errors import DhtError
 from ._items import Item, SigningKey, mutable_target
 from ._krpc import MAX_DATAGRAM
+from ._node_id import is_valid_node_id, node_id_for_ip
 from ._protocol import (
     DhtConfig,
     DhtProtocol,
@@ -411,6 +412,7 @@ async def open_node(
     endpoint: DatagramEndpoint | None = None,
     local_addr: SocketAddress | None = None,
     wait_joined: bool = True,
+    external_ip: str | None = None,
 ) -> AsyncIterator[Node]:
     """Run a DHT node for the duration of the block.
 
@@ -418,6 +420,7 @@ async def open_node(
     address on it) it sends through that endpoint, and the caller must hand it incoming datagrams
     via :meth:`Node.datagram_received`. ``state`` is a file the routing table is restored from and
     saved to. With ``wait_joined`` the block starts once the bootstrap lookup has finished.
+    ``external_ip`` (our address as the Internet sees it) gives a BEP 42 node id.
     """
     cfg = config or DhtConfig()
     if read_only:
@@ -425,6 +428,13 @@ async def open_node(
     if endpoint is not None and local_addr is None:
         raise DhtError("open_node(endpoint=...) needs local_addr")
     saved_id, saved_nodes = load_state(state) if state is not None else (None, [])
+    # BEP 42: an id derived from our external address (a saved id that still matches wins)
+    if (
+        node_id is None
+        and external_ip is not None
+        and (saved_id is None or not is_valid_node_id(saved_id, external_ip))
+    ):
+        saved_id = node_id_for_ip(external_ip)
     try:
         async with _node_nursery(
             host,

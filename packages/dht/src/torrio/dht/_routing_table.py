@@ -185,6 +185,14 @@ class RoutingTable:
                 return None
         if not replied:
             return None  # only nodes that answered us wait as replacements
+        if verified:
+            # BEP 42: an answering node whose id matches its IP displaces an unverified one
+            # that has not answered lately
+            for c in bucket.contacts:
+                if not c.verified and c.state(now, self.max_fails) is not NodeState.GOOD:
+                    self._remove(bucket, c)
+                    self._add(bucket, contact, now)
+                    return None
         bucket.replacements = [r for r in bucket.replacements if r.node.addr != node.addr]
         bucket.replacements.append(contact)
         del bucket.replacements[: -self.k]

@@ -151,3 +151,23 @@ async def test_external_ip_gives_a_bep42_id() -> None:
 
     async with open_node(host="127.0.0.1", external_ip="203.0.113.7") as n:
         assert is_valid_node_id(n.node_id, "203.0.113.7")
+
+
+async def test_regression_abandoned_peer_stream_leaves_no_listener(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with open_fake_network(delay=0.01, seed=11) as net:
+        ep_a, ep_b = net.endpoint(), net.endpoint()
+        async with open_node(endpoint=ep_a, local_addr=ep_a.addr) as a:
+            ep_a.set_handler(a)
+            async with open_node(endpoint=ep_b, local_addr=ep_b.addr, wait_joined=False) as b:
+                ep_b.set_handler(b)
+                await b.bootstrap([PeerAddr.from_tuple(ep_a.addr)])
+                key = key_for("leak")
+                await a.announce(key, port=1)
+                stream = b.get_peers(key)
+                async for _ in stream:
+                    break  # stop reading at the first peer
+                await trio.sleep(30)
+                assert b._listeners == {}
+                assert b.statistics().lookups_active == 0

@@ -181,6 +181,9 @@ class Node:
                 self.dropped_events += 1
             except trio.BrokenResourceError:
                 self._listeners.pop(ev.lookup_id, None)
+            if isinstance(ev, LookupDone):
+                # the last event of a lookup: a reader that stopped early leaves nothing behind
+                self._listeners.pop(ev.lookup_id, None)
 
     def _poke(self) -> None:
         if self._scope is not None:

@@ -171,3 +171,27 @@ async def test_regression_abandoned_peer_stream_leaves_no_listener(
                 await trio.sleep(30)
                 assert b._listeners == {}
                 assert b.statistics().lookups_active == 0
+
+
+def _has_ipv6_loopback() -> bool:
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as s:
+            s.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _has_ipv6_loopback(), reason="no IPv6 loopback")
+async def test_ipv6_nodes_use_their_own_table() -> None:
+    with trio.fail_after(20):
+        async with open_node(host="::1") as a:  # noqa: SIM117 - each joins via a
+            async with open_node(host="::1", bootstrap=[("::1", a.port)]) as b:
+                async with open_node(host="::1", bootstrap=[("::1", a.port)]) as c:
+                    room = key_for("v6 room")
+                    assert await b.announce(room, port=1234) >= 1
+                    assert PeerAddr("::1", 1234) in [p async for p in c.get_peers(room)]
+                    s = c.statistics()
+                    assert s.routing_table6.nodes >= 1 and s.routing_table.nodes == 0

@@ -167,9 +167,9 @@ def bench_tcp(size: int) -> dict[str, Any]:
 
 
 def bench_libtorrent(size: int, buffers: int | None) -> dict[str, Any]:
-    import libtorrent as lt
-
     from torrio.testing import libtorrent as ltx
+
+    lt: Any = ltx._require()
     from torrio.testing import make_random_file
 
     settings: dict[str, Any] = dict(ltx.LOOPBACK_SETTINGS)

@@ -34,6 +34,7 @@ _FIN: Final = int(PacketType.FIN)
 _STATE: Final = int(PacketType.STATE)
 _RESET: Final = int(PacketType.RESET)
 _SYN: Final = int(PacketType.SYN)
+_ACK_EVERY: Final = 16
 
 
 class NeedData(enum.Enum):
@@ -188,6 +189,7 @@ class UtpConnection:
     _events: deque[Event] = attrs.field(factory=deque)
     _ack_pending: bool = False
     _ack_now: bool = False
+    _unacked: int = 0
     _reply_micro: int = 0
     _rto_deadline: float | None = None
     _rto_count: int = 0
@@ -543,6 +545,11 @@ class UtpConnection:
             self.ack_nr = seq
             if self._ooo:
                 self._drain_ooo()
+            # acks are deferred to the end of a receive batch, but a long batch must not hold
+            # them back: the sender's window would drain and the pipe go idle (stop-and-wait)
+            self._unacked += 1
+            if self._unacked >= _ACK_EVERY:
+                self._ack_now = True
             return
         # out of order
         self._ack_now = True
@@ -787,8 +794,10 @@ class UtpConnection:
     def _finish_send(self, out: list[bytes], now: float, wnd: int) -> None:
         if out:
             self._ack_pending = self._ack_now = False
+            self._unacked = 0
         elif self._ack_pending and self.state is not State.SYN_SENT:
             self._ack_pending = self._ack_now = False
+            self._unacked = 0
             out.append(self._state_packet(now, wnd))
         if out:
             self.packets_sent += len(out)

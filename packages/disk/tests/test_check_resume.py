@@ -308,3 +308,20 @@ async def test_kill_and_resume_never_claims_a_bad_piece(seed: int) -> None:
         for f, data in zip(t.files, t.contents, strict=True):
             if not f.is_pad:
                 assert read_file(after, "/".join(f.path)) == data
+
+
+async def test_regression_complete_unfinished_piece_failing_check_is_dropped() -> None:
+    # resume data says every block of piece 0 is on disk, but the data there is wrong: the
+    # piece must become downloadable again instead of staying "complete" forever
+    t = torrent()
+    fs = MemoryFileSystem()
+    put_files(fs, t)
+    fs.write("t/x.bin", 0, [b"\xff" * 10])
+    stats = [(fs.stat(p).size, fs.stat(p).mtime_ns) for p in ("t/x.bin", "t/d/y.bin")]
+    rd = ResumeData(
+        t.num_pieces, t.piece_length, bytes((t.num_pieces + 7) // 8), {0: b"\xc0"}, (*stats, None)
+    )
+    async with open_disk_manager() as dm:
+        storage = await dm.add_torrent(t, fs, resume_data=rd.to_bytes())
+        assert not storage.have[0] and storage.blocks_present(0) == frozenset()
+        await write_pieces(storage, t, [0])

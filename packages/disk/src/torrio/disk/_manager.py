@@ -114,7 +114,10 @@ class TorrentStorage:
         self._partials: dict[int, _Partial] = {}
         self._unwritten: dict[int, _Unwritten] = {}
         self._unverified: set[int] = set()
+        # paths written since the last sync; worker threads add to it, so it has a lock (a path
+        # lost between "take" and "add" would let resume data claim unsynced pieces)
         self._dirty: set[str] = set()
+        self._dirty_lock = threading.Lock()
         self._send, self.events = trio.open_memory_channel[DiskEvent](event_buffer)
         self._removed = False
         self._finishing = 0
@@ -282,6 +285,11 @@ class TorrentStorage:
                                 mgr._release(p.cached)
                         else:
                             self.have.clear(i)
+                            p = self._partials.get(i)
+                            if p is not None and p.complete() and not p.busy:
+                                # every block was there (resume data) and the hash failed
+                                del self._partials[i]
+                                mgr._release(p.cached)
                         done += 1
                         if progress is not None:
                             progress(done, total)
@@ -310,12 +318,14 @@ class TorrentStorage:
                     for b in p.on_disk:
                         bits.set(b)
                     unfinished[i] = bits.to_bytes()
-            dirty = sorted(self._dirty)
-            self._dirty = set()
+            with self._dirty_lock:
+                dirty = sorted(self._dirty)
+                self._dirty.clear()
             try:
                 stats = await self.manager._run_sync(self._sync_and_stat_sync, dirty)
             except StorageError:
-                self._dirty.update(dirty)
+                with self._dirty_lock:
+                    self._dirty.update(dirty)
                 raise
             return ResumeData(
                 num_pieces=self.pieces.num_pieces,
@@ -398,8 +408,9 @@ class TorrentStorage:
                     raise StorageError.from_os_error(old, "rename", exc) from exc
             self._paths[index] = path
             self._renamed[index] = parts
-            self._dirty.discard(old)
-            self._dirty.add(path)
+            with self._dirty_lock:
+                self._dirty.discard(old)
+                self._dirty.add(path)
             self.manager._drop_read_cache(self)
 
     async def move_storage(self, new_fs: FileSystem) -> None:
@@ -425,7 +436,8 @@ class TorrentStorage:
             self._unwritten.clear()
             self._unverified.clear()
             self.have = Bitfield(self.pieces.num_pieces)
-            self._dirty.clear()
+            with self._dirty_lock:
+                self._dirty.clear()
             self.manager._drop_read_cache(self)
 
     # -- coordination ---------------------------------------------------------------------------
@@ -638,7 +650,8 @@ class TorrentStorage:
                     self.fs.write(path, base + (a - lo), views)
                 except OSError as exc:
                     raise StorageError.from_os_error(path, "write", exc) from exc
-            self._dirty.add(path)
+            with self._dirty_lock:
+                self._dirty.add(path)
 
     def _read_piece_sync(self, index: int, out: memoryview) -> None:
         """Read the whole piece into ``out`` (pads as zeros); StorageError if anything is short."""
@@ -752,7 +765,8 @@ class TorrentStorage:
                 self.fs.write(path, linear - pieces.offsets[fi], [memoryview(buf)[:got]])
             except OSError as exc:
                 raise StorageError.from_os_error(path, "write", exc) from exc
-        self._dirty.add(path)
+        with self._dirty_lock:
+            self._dirty.add(path)
 
     def _existing_paths_sync(self) -> list[str]:
         out = [self._paths[fi] for fi in sorted(self._created)]
@@ -792,7 +806,8 @@ class TorrentStorage:
             name = getattr(exc, "filename", None) or ""
             raise StorageError.from_os_error(name, "move", exc) from exc
         self.fs = new_fs
-        self._dirty.clear()
+        with self._dirty_lock:
+            self._dirty.clear()
         for path in paths:
             with contextlib.suppress(OSError):
                 old_fs.remove(path)

@@ -34,3 +34,18 @@ def test_memory_is_bounded() -> None:
     for piece in range(100):
         sb.block_received(piece, 0, "p", 0)
     assert len(sb._inflight) == 4
+
+
+def test_bytes_are_retained_up_to_a_budget_then_digested() -> None:
+    sb = SmartBan(max_retained=25)
+    sb.block_received(0, 0, "a", b"x" * 10)
+    sb.block_received(0, 1, "b", b"y" * 10)
+    sb.block_received(0, 2, "c", b"z" * 10)  # over budget: kept as a digest
+    assert sb._retained == 20
+    assert sb.piece_failed(0) == set()
+    assert sb._retained == 0
+    sb.block_received(0, 0, "d", b"x" * 10)
+    sb.block_received(0, 1, "d", b"Y" * 10)
+    sb.block_received(0, 2, "d", b"z" * 10)
+    assert sb.piece_passed(0) == {"b"}
+    assert sb._retained == 0

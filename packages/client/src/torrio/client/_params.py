@@ -99,7 +99,7 @@ class SessionSettings:
     peer_id_prefix: bytes = b"-TO0001-"
     announce_interval_min: float = 30.0
     user_agent: str = "torrio/0.1"
-    write_cache_bytes: int = 64 << 20
+    write_cache_bytes: int = 32 << 20
     read_cache_bytes: int = 32 << 20
     disk_threads: int = 4
     tracker_allow_local: bool = True

@@ -44,7 +44,6 @@ from torrio.wire import (
 
 from ._rate_limit import consume_all
 from ._rate_meter import RateMeter
-from ._smart_ban import block_digest
 from ._status import PeerStatus
 
 if TYPE_CHECKING:
@@ -144,10 +143,15 @@ class Peer:
         if self.closed or conn is None:
             return
         try:
+            # queue without yielding in between, so the writer sends them in one batch
             for m in msgs:
-                await conn.send(m)  # type: ignore[arg-type]
+                try:
+                    conn.send_nowait(m)  # type: ignore[arg-type]
+                except trio.WouldBlock:
+                    await conn.send(m)  # type: ignore[arg-type]
         except PeerConnectionClosed as exc:
             raise PeerClosed(exc.reason) from exc
+        await trio.lowlevel.checkpoint()
 
     def send_soon(self, *msgs: object) -> None:
         """Queue messages from synchronous code (falls back to a task when the queue is full)."""
@@ -360,7 +364,8 @@ class Peer:
         budget = min(
             picker.request_budget(self, now), self.reqq - picker.queueing.outstanding(self)
         )
-        if budget <= 0:
+        # refill in batches (fewer, larger writes), unless the pipeline is nearly empty
+        if budget <= 0 or (budget < 8 and picker.queueing.outstanding(self) > 4):
             return
         reqs = picker.pick(self, budget, now)
         if reqs:
@@ -388,7 +393,7 @@ class Peer:
                 other.send_soon(Cancel(req.piece, req.offset, req.length))
         if not res.accepted:
             return
-        t.smart_ban.block_received(req.piece, req.offset, self, block_digest(ev.block))
+        t.smart_ban.block_received(req.piece, req.offset, self, ev.block)
         await t.write_block(req.piece, req.offset, ev.block, self)
 
     # -- uploading ---------------------------------------------------------------------------

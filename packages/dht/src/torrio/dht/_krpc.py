@@ -145,16 +145,27 @@ def _opt_int(d: dict[bytes, Any], key: bytes, tid: bytes | None, lo: int, hi: in
     return v
 
 
+_NODE_CACHE: dict[bytes, NodeInfo] = {}
+_NODE_CACHE_MAX = 8192
+
+
 def _nodes(data: bytes, size: int, tid: bytes | None) -> tuple[NodeInfo, ...]:
     if len(data) % size:
         raise KrpcError(f"compact node list length {len(data)} not a multiple of {size}", tid=tid)
-    mv = memoryview(data)
     out = []
+    cache = _NODE_CACHE
     for i in range(0, min(len(data), size * MAX_NODES), size):
-        try:
-            node = NodeInfo.from_compact(mv[i : i + size])
-        except CoreError as exc:  # pragma: no cover - lengths are checked above
-            raise KrpcError(str(exc), tid=tid) from exc
+        raw = data[i : i + size]
+        node = cache.get(raw)
+        if node is None:
+            # the same contacts recur in answer after answer: building them is most of the cost
+            try:
+                node = NodeInfo.from_compact(raw)
+            except CoreError as exc:  # pragma: no cover - lengths are checked above
+                raise KrpcError(str(exc), tid=tid) from exc
+            if len(cache) >= _NODE_CACHE_MAX:
+                cache.clear()
+            cache[raw] = node
         if node.addr.port != 0:
             out.append(node)
     return tuple(out)

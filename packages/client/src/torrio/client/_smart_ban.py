@@ -41,7 +41,9 @@ class SmartBan:
     )
     _strikes: dict[Hashable, int] = attrs.field(factory=dict, alias="_strikes")
 
-    def block_received(self, piece: int, offset: int, peer: Hashable, data: bytes | int) -> None:
+    def block_received(
+        self, piece: int, offset: int, peer: Hashable, data: bytes | memoryview | int
+    ) -> None:
         """Record that ``peer`` sent the block at ``offset`` of ``piece`` (its bytes or digest)."""
         blocks = self._inflight.get(piece)
         if blocks is None:

@@ -231,3 +231,11 @@ async def test_remove_torrent_flushes_partial_blocks(fs_factory: FsFactory) -> N
         assert bytes(buf) == t.blocks(1)[2][1]
         with pytest.raises(DiskError):
             await storage.write_block(1, *t.blocks(1)[0])
+
+
+async def test_v2_torrent_without_piece_layers_is_refused() -> None:
+    t = build_torrent({"big": rand(9 * BLOCK, 1)}, piece_length=2 * BLOCK, version="v2")
+    t.piece_layers = {}
+    async with open_disk_manager() as dm:
+        with pytest.raises(DiskError):
+            await dm.add_torrent(t, MemoryFileSystem())

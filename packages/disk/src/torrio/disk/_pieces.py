@@ -80,6 +80,24 @@ class PieceMap:
         self.v2 = torrent.version in ("v2", "hybrid")
         self._layers = torrent.piece_layers if self.v2 else {}
         self._spans: dict[int, tuple[Span, ...]] = {}
+        if self.v2:
+            self._check_v2()
+
+    def _check_v2(self) -> None:
+        """Every v2 piece must be verifiable: roots, full piece layers, file-aligned pieces."""
+        pl = self.piece_length
+        for fi, length in enumerate(self.lengths):
+            if self.is_pad[fi] or length == 0:
+                continue
+            root = self.roots[fi]
+            if root is None or len(root) != 32:
+                raise DiskError(f"file {fi} ({self.paths[fi]!r}) has no v2 pieces root")
+            if self.offsets[fi] % pl:
+                raise DiskError(f"file {fi} ({self.paths[fi]!r}) does not start on a piece")
+            if length > pl:
+                layer = self._layers.get(root)
+                if layer is None or len(layer) != 32 * -(-length // pl):
+                    raise DiskError(f"no (or a short) piece layer for file {fi}")
 
     def piece_size(self, index: int) -> int:
         """Bytes in piece ``index``."""

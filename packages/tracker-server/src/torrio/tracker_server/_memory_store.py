@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import random
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import attrs
 
@@ -104,15 +105,31 @@ class MemoryStore:
         out: list[PeerEntry] = []
         n = len(swarm.ids)
         if numwant > 0 and n:
-            ids, peers = swarm.ids, swarm.peers
-            picks = range(n) if n <= numwant + 1 else self._rng.sample(range(n), numwant + 1)
+            ids, peers, me = swarm.ids, swarm.peers, peer.compact
+            size = 0 if family is None else (6 if family == 4 else 18)
+            if n <= numwant + 1:  # small swarm: everyone else (the common case, kept tight)
+                out = [
+                    o
+                    for o, exp in peers.values()
+                    if exp > now
+                    and o.compact != me
+                    and o.peer_id != pid
+                    and (not size or len(o.compact) == size)
+                ][:numwant]
+                picks: Iterable[int] = ()
+            elif family is None:
+                picks = self._rng.sample(range(n), numwant + 1)
+            else:  # some picks may be of the other family: start at a random point, walk on
+                first = self._rng.randrange(n)
+                picks = itertools.chain(range(first, n), range(first))
             for i in picks:
                 other, expires = peers[ids[i]]
+                oc = other.compact
                 if (
                     expires > now
+                    and oc != me
                     and other.peer_id != pid
-                    and other.addr != peer.addr
-                    and (family is None or other.addr.ip.version == family)
+                    and (not size or len(oc) == size)
                 ):
                     out.append(other)
                     if len(out) >= numwant:

@@ -19,11 +19,16 @@ from torrio.tracker import Event
 
 @attrs.frozen
 class PeerEntry:
-    """One peer of a swarm."""
+    """One peer of a swarm. ``compact`` (derived) is the 6- or 18-byte compact address."""
 
     peer_id: bytes
     addr: PeerAddr
     seed: bool
+    compact: bytes = attrs.field(init=False, eq=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        # computed once: answers copy it into every reply that lists this peer
+        object.__setattr__(self, "compact", self.addr.to_compact())
 
 
 @attrs.frozen

@@ -18,7 +18,7 @@ from torrio.tracker import (
 )
 
 from ._errors import TrackerServerError
-from ._store import PeerEntry, Store, SwarmCounts
+from ._store import AnnounceOutcome, PeerEntry, Store, SwarmCounts
 
 
 @attrs.frozen
@@ -117,6 +117,22 @@ class Tracker:
         self, req: AnnounceRequest, source: IPAddress, *, family: int | None = None
     ) -> AnnounceResponse:
         """Answer one announce from ``source``; refusals raise :class:`TrackerFailure`."""
+        outcome = await self.exchange(req, source, family=family)
+        cfg = self.config
+        return AnnounceResponse(
+            interval=cfg.interval,
+            min_interval=cfg.min_interval,
+            peers=tuple(p.addr for p in outcome.peers),
+            peer_ids=tuple(p.peer_id for p in outcome.peers),
+            complete=outcome.counts.complete,
+            incomplete=outcome.counts.incomplete,
+            downloaded=outcome.counts.downloaded,
+        )
+
+    async def exchange(
+        self, req: AnnounceRequest, source: IPAddress, *, family: int | None = None
+    ) -> AnnounceOutcome:
+        """Like :meth:`announce`, but the store's raw outcome (peers with compact forms)."""
         cfg = self.config
         if cfg.whitelist is not None and req.info_hash not in cfg.whitelist:
             self._refused += 1
@@ -140,15 +156,7 @@ class Tracker:
             self._refused += 1
             raise TrackerFailure(str(exc)) from exc
         self._announces += 1
-        return AnnounceResponse(
-            interval=cfg.interval,
-            min_interval=cfg.min_interval,
-            peers=tuple(p.addr for p in outcome.peers),
-            peer_ids=tuple(p.peer_id for p in outcome.peers),
-            complete=outcome.counts.complete,
-            incomplete=outcome.counts.incomplete,
-            downloaded=outcome.counts.downloaded,
-        )
+        return outcome
 
     async def scrape(self, info_hashes: Sequence[bytes]) -> ScrapeResponse:
         """Counts for ``info_hashes`` (capped at ``max_scrape``; whitelisted ones only)."""

@@ -9,24 +9,25 @@ of one host with one cached id — libtorrent shares its id cache among all sess
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
 import struct
 
 import trio
 
-from torrio.core import SocketAddress
+from torrio.core import IPAddress, SocketAddress
 from torrio.tracker import (
     ConnectRequest,
     ConnectResponse,
     ScrapeEntry,
     TrackerError,
     UdpAnnounce,
-    UdpAnnounceReply,
     UdpError,
     UdpScrape,
     UdpScrapeReply,
     decode_request,
+    encode_announce_reply,
     encode_response,
     parse_ip,
 )
@@ -61,6 +62,11 @@ class ConnectionIds:
         )
 
 
+@functools.lru_cache(maxsize=4096)
+def _source_ip(host: str) -> IPAddress:
+    return parse_ip(host)
+
+
 async def handle_datagram(
     tracker: Tracker, ids: ConnectionIds, data: memoryview, addr: SocketAddress
 ) -> bytes | None:
@@ -78,16 +84,14 @@ async def handle_datagram(
         return encode_response(UdpError(msg.transaction_id, "invalid connection id"))
     try:
         if isinstance(msg, UdpAnnounce):
-            source = parse_ip(addr[0])
-            resp = await tracker.announce(msg.request, source, family=source.version)
-            return encode_response(
-                UdpAnnounceReply(
-                    msg.transaction_id,
-                    resp.interval,
-                    resp.incomplete or 0,
-                    resp.complete or 0,
-                    resp.peers,
-                )
+            source = _source_ip(addr[0])
+            outcome = await tracker.exchange(msg.request, source, family=source.version)
+            return encode_announce_reply(
+                msg.transaction_id,
+                tracker.config.interval,
+                outcome.counts.incomplete,
+                outcome.counts.complete,
+                b"".join([p.compact for p in outcome.peers]),
             )
         assert isinstance(msg, UdpScrape)
         scraped = await tracker.scrape(msg.info_hashes)

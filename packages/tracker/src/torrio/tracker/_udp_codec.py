@@ -220,14 +220,13 @@ def encode_response(msg: UdpResponse) -> bytes:
     if isinstance(msg, ConnectResponse):
         return _CONNECT_RESP.pack(ACTION_CONNECT, msg.transaction_id, msg.connection_id)
     if isinstance(msg, UdpAnnounceReply):
-        head = _ANNOUNCE_RESP.pack(
-            ACTION_ANNOUNCE,
+        return encode_announce_reply(
             msg.transaction_id,
-            min(msg.interval, 0xFFFFFFFF),
-            min(msg.leechers, 0xFFFFFFFF),
-            min(msg.seeders, 0xFFFFFFFF),
+            msg.interval,
+            msg.leechers,
+            msg.seeders,
+            b"".join(p.to_compact() for p in msg.peers),
         )
-        return head + b"".join(p.to_compact() for p in msg.peers)
     if isinstance(msg, UdpScrapeReply):
         return _RESP_HEAD.pack(ACTION_SCRAPE, msg.transaction_id) + b"".join(
             _SCRAPE_ENTRY.pack(
@@ -238,6 +237,22 @@ def encode_response(msg: UdpResponse) -> bytes:
             for e in msg.entries
         )
     return _RESP_HEAD.pack(ACTION_ERROR, msg.transaction_id) + msg.message.encode()[:1000]
+
+
+def encode_announce_reply(
+    transaction_id: int, interval: int, leechers: int, seeders: int, compact_peers: bytes
+) -> bytes:
+    """An announce reply from already-compact peers (the server's hot path; one family only)."""
+    return (
+        _ANNOUNCE_RESP.pack(
+            ACTION_ANNOUNCE,
+            transaction_id,
+            min(interval, 0xFFFFFFFF),
+            min(leechers, 0xFFFFFFFF),
+            min(seeders, 0xFFFFFFFF),
+        )
+        + compact_peers
+    )
 
 
 def response_transaction_id(data: bytes | memoryview) -> int | None:

@@ -17,6 +17,7 @@ without it only torrio's numbers are printed.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -200,10 +201,8 @@ def load_http(
     def start_one() -> None:
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         s.setblocking(False)
-        try:
+        with contextlib.suppress(BlockingIOError):
             s.connect((host, port))
-        except BlockingIOError:
-            pass
         sel.register(s, selectors.EVENT_WRITE, {"out": request(), "in": bytearray()})
 
     start = time.monotonic()

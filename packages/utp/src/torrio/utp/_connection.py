@@ -500,8 +500,9 @@ class UtpConnection:
             self.state = State.CONNECTED
             self.ack_nr = (pkt.seq_nr - 1) & SEQ_MASK
             self._events.append(Connected())
+        prev_window = self.peer_window
         self.peer_window = pkt.wnd_size
-        self._on_ack(pkt, now)
+        self._on_ack(pkt, now, prev_window)
         if self.state is State.RESET:
             return
         if ptype in (_DATA, _FIN):
@@ -588,7 +589,7 @@ class UtpConnection:
             self._rbuf += payload
             self.bytes_received += len(payload)
 
-    def _on_ack(self, pkt: Packet, now: float) -> None:
+    def _on_ack(self, pkt: Packet, now: float, prev_window: int) -> None:
         ack = pkt.ack_nr
         d = seq_diff(ack, self.acked_seq)
         if d > len(self._inflight) or d < -1000:
@@ -617,6 +618,9 @@ class UtpConnection:
             and pkt.type == _STATE
             and not infl[0].lost
             and infl[0].transmissions > 0
+            # a window update or a keep-alive repeats the ack without meaning a loss (TCP's
+            # rule); a SACK is evidence that later packets arrived
+            and (pkt.sack is not None or pkt.wnd_size == prev_window)
         ):
             self._dup_acks += 1
             if self._dup_acks == 3:

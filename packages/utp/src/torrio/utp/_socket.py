@@ -487,11 +487,14 @@ class UtpSocket:
             if entry.conn.state not in (State.RESET, State.CLOSED):
                 entry.conn.abort()
                 out = entry.conn.datagrams_to_send(trio.current_time())
-                with contextlib.suppress(OSError, trio.Cancelled):
-                    if self._raw is not None:
+                if self._raw is not None:
+                    for d in out:
+                        with contextlib.suppress(OSError):
+                            self._raw.sendto(d, entry.addr)
+                else:
+                    with trio.move_on_after(0.5), contextlib.suppress(OSError):
                         for d in out:
-                            with contextlib.suppress(OSError):
-                                self._raw.sendto(d, entry.addr)
+                            await self._endpoint.sendto(d, entry.addr)
             if entry.error is None:
                 entry.error = UtpError("the uTP socket was closed", addr=entry.addr)
             entry.connected.set()

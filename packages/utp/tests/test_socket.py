@@ -178,3 +178,27 @@ async def test_default_socket_buffers_cap_the_receive_window() -> None:
         assert stats.recv_buffer is not None
         assert s.config.recv_buffer_size < UtpConfig().recv_buffer_size
         assert s.config.recv_buffer_size < stats.recv_buffer
+
+
+async def test_regression_reader_wakes_on_a_bare_fin(sockets: tuple[UtpSocket, UtpSocket]) -> None:
+    # a FIN with no data before it used to leave a blocked receive_some asleep forever
+    a, b = sockets
+    client, server = await _pair(a, b)
+    async with trio.open_nursery() as n:
+        got: list[bytes] = []
+
+        async def reader() -> None:
+            got.append(await server.receive_some())
+
+        n.start_soon(reader)
+        await trio.testing.wait_all_tasks_blocked()
+        await client.send_eof()
+    assert got == [b""]
+
+
+async def test_connect_by_hostname(sockets: tuple[UtpSocket, UtpSocket]) -> None:
+    a, b = sockets
+    addr = b.local_address
+    assert addr is not None
+    stream = await a.connect(("localhost", addr[1]))
+    assert stream.remote_address[0] in ("127.0.0.1", "::1")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import heapq
+import ipaddress
 import itertools
 import operator
 import random
@@ -149,7 +150,7 @@ class UtpSocket:
         """Open a connection to ``addr``; raises :class:`UtpError` if it is refused or times out."""
         if self._closed:
             raise UtpError("the socket is closed", addr=addr)
-        addr = (addr[0], addr[1])
+        addr = await _resolve(addr, self._raw.family if self._raw is not None else 0)
         if len(self._conns) >= self._max_connections:
             raise UtpError("too many uTP connections", addr=addr)
         while True:
@@ -638,6 +639,20 @@ class UtpStream(trio.abc.HalfCloseableStream):
             self._sock._stream_closed(self._entry)
             self._sock._wake_all(self._entry)
         await trio.lowlevel.checkpoint()
+
+
+async def _resolve(addr: SocketAddress, family: int = 0) -> SocketAddress:
+    """``(host, port)`` with the host as the IP literal that ``recvfrom`` will report."""
+    host, port = addr[0], int(addr[1])
+    try:
+        return (str(ipaddress.ip_address(host)), port)
+    except ValueError:
+        pass
+    infos = await trio.socket.getaddrinfo(host, port, family, stdsocket.SOCK_DGRAM)
+    if not infos:
+        raise UtpError(f"cannot resolve {host!r}", addr=addr)
+    sockaddr = infos[0][4]
+    return (str(sockaddr[0]), int(sockaddr[1]))
 
 
 def _make_udp_socket(

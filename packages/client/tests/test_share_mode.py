@@ -106,6 +106,7 @@ PURE = [
     "torrio.client._pex",
     "torrio.client._ip_filter",
     "torrio.client._metadata_fetch",
+    "torrio.client._lsd",
 ]
 
 

@@ -21,6 +21,10 @@ def free_port() -> int:
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
     """``redis://127.0.0.1:PORT/0`` of a redis-server started for this test session."""
+    pytest.importorskip(
+        "redis",
+        reason="the redis Python package is not installed (extra: torrio-tracker-server[redis])",
+    )
     binary = shutil.which("redis-server")
     if binary is None:
         pytest.skip("redis-server is not installed (Debian package redis-server)")

@@ -81,13 +81,15 @@ async def serve_tracker(
         http_addrs: list[SocketAddress] = []
         if udp_port is not None:
             ids = ConnectionIds(tracker.config.connection_secret)
+            # the memory store never waits: answering in order is fastest; others wait on I/O
+            concurrency = 1 if isinstance(tracker.store, MemoryStore) else 64
             for host in hosts:
                 sock = await bind_udp_socket(host, udp_port)
                 with contextlib.suppress(OSError):
                     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
                 name = sock.getsockname()
                 udp_addrs.append((str(name[0]), int(name[1])))
-                nursery.start_soon(_serve_udp_closing, tracker, sock, ids)
+                nursery.start_soon(_serve_udp_closing, tracker, sock, ids, concurrency)
         if http_port is not None:
             config = Config()
             config.bind = [_bind_string(h, http_port) for h in hosts]
@@ -101,10 +103,10 @@ async def serve_tracker(
 
 
 async def _serve_udp_closing(
-    tracker: Tracker, sock: trio.socket.SocketType, ids: ConnectionIds
+    tracker: Tracker, sock: trio.socket.SocketType, ids: ConnectionIds, concurrency: int
 ) -> None:
     with sock:
-        await serve_udp(tracker, sock, ids=ids)
+        await serve_udp(tracker, sock, ids=ids, concurrency=concurrency)
 
 
 @attrs.frozen

@@ -13,6 +13,7 @@ import functools
 import hashlib
 import os
 import struct
+from typing import Any
 
 import trio
 
@@ -109,24 +110,49 @@ async def serve_udp(
     sock: trio.socket.SocketType,
     *,
     ids: ConnectionIds | None = None,
+    concurrency: int = 1,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Answer BEP 15 requests arriving on ``sock`` until cancelled (one at a time, in order)."""
+    """Answer BEP 15 requests arriving on ``sock`` until cancelled.
+
+    ``concurrency`` 1 answers one datagram at a time, in order (best for the memory store, whose
+    announces never wait); more lets that many announces wait on a store (SQLite, Redis) at once.
+    When all are busy, reading stops and the kernel's socket buffer absorbs (then drops) the rest.
+    """
     ids = ids or ConnectionIds()
     buf = bytearray(2048)
     view = memoryview(buf)
     mapped = sock.family == trio.socket.AF_INET6
-    task_status.started()
-    while True:
-        try:
-            n, raw = await sock.recvfrom_into(buf)
-        except ConnectionResetError:
-            continue
-        host = str(raw[0])
-        if mapped and host.startswith("::ffff:") and "." in host:
-            host = host[7:]
-        addr = (host, int(raw[1]))
-        reply = await handle_datagram(tracker, ids, view[:n], addr)
+
+    async def answer(data: memoryview, addr: SocketAddress, raw: Any) -> None:
+        reply = await handle_datagram(tracker, ids, data, addr)
         if reply is not None:
             with contextlib.suppress(OSError):  # the peer's socket is gone: nothing to do
                 await sock.sendto(reply, raw)
+
+    async def answer_and_release(
+        data: memoryview, addr: SocketAddress, raw: Any, token: object
+    ) -> None:
+        try:
+            await answer(data, addr, raw)
+        finally:
+            limiter.release_on_behalf_of(token)
+
+    limiter = trio.CapacityLimiter(max(1, concurrency))
+    async with trio.open_nursery() as nursery:
+        task_status.started()
+        while True:
+            try:
+                n, raw = await sock.recvfrom_into(buf)
+            except ConnectionResetError:
+                continue
+            host = str(raw[0])
+            if mapped and host.startswith("::ffff:") and "." in host:
+                host = host[7:]
+            addr = (host, int(raw[1]))
+            if concurrency <= 1:
+                await answer(view[:n], addr, raw)
+                continue
+            token = object()
+            await limiter.acquire_on_behalf_of(token)
+            nursery.start_soon(answer_and_release, memoryview(bytes(view[:n])), addr, raw, token)

@@ -23,6 +23,7 @@ from torrio.disk import (
     TorrentStorage,
     open_disk_manager,
 )
+from torrio.disk import read_file as read_disk_file
 
 FsFactory = Callable[[str], FileSystem]
 
@@ -222,9 +223,10 @@ class CrashableFileSystem(MemoryFileSystem):
         self._apply(path, self.pending.pop(path, []))
 
     def rename(self, src: str, dst: str) -> None:
-        self.sync(src)
+        # the rename itself is durable (NativeFileSystem fsyncs the folder), the data is not
         super().rename(src, dst)
         self.durable.rename(src, dst)
+        self.pending[dst] = self.pending.pop(src, [])
 
     def remove(self, path: str) -> None:
         super().remove(path)
@@ -325,3 +327,25 @@ async def test_regression_complete_unfinished_piece_failing_check_is_dropped() -
         storage = await dm.add_torrent(t, fs, resume_data=rd.to_bytes())
         assert not storage.have[0] and storage.blocks_present(0) == frozenset()
         await write_pieces(storage, t, [0])
+
+
+@pytest.mark.parametrize("seed", range(4))
+async def test_resume_file_is_atomic_across_crashes(seed: int) -> None:
+    rng = random.Random(seed)
+    t = torrent()
+    fs = CrashableFileSystem()
+    state = CrashableFileSystem()
+    saved: list[bytes] = []
+    async with open_disk_manager() as dm:
+        storage = await dm.add_torrent(t, fs)
+        for i in range(t.num_pieces):
+            await write_pieces(storage, t, [i])
+            saved.append(await storage.save_resume_file(state, "resume/t.resume"))
+            if rng.random() < 0.3:
+                break
+        after = state.crash(rng)
+    got = read_disk_file(after, "resume/t.resume")
+    assert got == saved[-1]
+    async with open_disk_manager() as dm:
+        again = await dm.add_torrent(t, fs, resume_data=got)
+        assert again.have.count() == len(saved)

@@ -11,7 +11,13 @@ typed storage-error events.
 from ._errors import DiskError, PathEscapeError, StorageError
 from ._events import DiskEvent, DiskStatistics, PieceVerified, StorageFailed, StorageStatistics
 from ._filesystem import Buffer, FileStat, FileSystem, split_path
-from ._manager import DiskManager, TorrentStorage, open_disk_manager
+from ._manager import (
+    DiskManager,
+    TorrentStorage,
+    open_disk_manager,
+    read_file,
+    write_file_atomic,
+)
 from ._memory import MemoryFileSystem
 from ._native import NativeFileSystem
 from ._pieces import BLOCK_SIZE, PieceMap, Span, merkle_root, piece_ok
@@ -45,5 +51,7 @@ __all__ = [
     "merkle_root",
     "open_disk_manager",
     "piece_ok",
+    "read_file",
     "split_path",
+    "write_file_atomic",
 ]

@@ -71,6 +71,39 @@ class _Unwritten:
     cached: int
 
 
+def write_file_atomic(fs: FileSystem, path: str, data: bytes) -> None:
+    """Replace ``path`` in ``fs`` with ``data`` atomically (temp file, sync, rename).
+
+    Synchronous (run it on a worker thread); raises :class:`StorageError`.
+    """
+    tmp = path + ".tmp"
+    try:
+        fs.open(tmp, create=True)
+        fs.truncate(tmp, 0)
+        fs.write(tmp, 0, [data])
+        fs.sync(tmp)
+        fs.close(tmp)
+        fs.rename(tmp, path)
+    except OSError as exc:
+        raise StorageError.from_os_error(path, "write", exc) from exc
+
+
+def read_file(fs: FileSystem, path: str) -> bytes | None:
+    """The whole content of ``path`` in ``fs``, or ``None`` if it does not exist.
+
+    Synchronous (run it on a worker thread); raises :class:`StorageError` on other failures.
+    """
+    try:
+        size = fs.stat(path).size
+        buf = bytearray(size)
+        got = fs.read(path, 0, buf)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise StorageError.from_os_error(path, "read", exc) from exc
+    return bytes(buf[:got])
+
+
 _thread_buffers = threading.local()
 
 
@@ -349,6 +382,16 @@ class TorrentStorage:
                 self._idle = trio.Event()
                 await self._idle.wait()
         await trio.lowlevel.checkpoint()
+
+    async def save_resume_file(self, fs: FileSystem, path: str) -> bytes:
+        """:meth:`save_resume_data`, then store it atomically at ``path`` in ``fs``.
+
+        Written to ``path + ".tmp"``, synced, then renamed over ``path``: after a crash ``path``
+        holds either the previous resume data or this one, never a torn mix. Returns the data.
+        """
+        data = await self.save_resume_data()
+        await self.manager._run_sync(write_file_atomic, fs, path, data)
+        return data
 
     async def flush(self) -> None:
         """Write every cached block of unfinished pieces to disk (they stay unverified)."""

@@ -14,6 +14,7 @@ from torrio.tracker import (
     AnnounceResponse,
     AnnounceResult,
     Event,
+    ScrapeEntry,
     ScrapeResponse,
     TrackerClient,
     TrackerError,
@@ -26,6 +27,7 @@ class FakeClient:
     def __init__(self, failing: Sequence[str] = ()) -> None:
         self.calls: list[tuple[float, str, AnnounceRequest]] = []
         self.failing = set(failing)
+        self.scraped: list[str] = []
 
     async def announce(self, url: str, request: AnnounceRequest) -> AnnounceResponse:
         self.calls.append((trio.current_time(), url, request))
@@ -35,7 +37,8 @@ class FakeClient:
         return AnnounceResponse(interval=100, peers=(PeerAddr("10.0.0.9", 9),))
 
     async def scrape(self, url: str, info_hashes: Sequence[bytes]) -> ScrapeResponse:
-        raise NotImplementedError
+        self.scraped.append(url)
+        return ScrapeResponse({h: ScrapeEntry(1, 2, 3) for h in info_hashes})
 
 
 async def test_announcer_lifecycle(autojump_clock: trio.testing.MockClock) -> None:
@@ -58,6 +61,8 @@ async def test_announcer_lifecycle(autojump_clock: trio.testing.MockClock) -> No
         r2 = await recv.receive()
         assert r2.url == "http://b/announce" and r2.response is not None
         assert r2.response.peers == (PeerAddr("10.0.0.9", 9),)
+        assert await ann.scrape() == ScrapeEntry(1, 2, 3)
+        assert client.scraped == ["http://b/announce"]  # the tracker in use, not the failed one
         left["n"] = 0
         ann.completed()
         r3 = await recv.receive()

@@ -12,10 +12,10 @@ import trio
 
 from torrio.core import DatagramEndpoint
 
-from ._errors import TrackerBlocked, TrackerError
+from ._errors import TrackerBlocked, TrackerError, TrackerProtocolError
 from ._http_client import HttpTrackerClient
 from ._tracker_list import AnnounceJob, TrackerList
-from ._types import AnnounceRequest, AnnounceResponse, Event, ScrapeResponse
+from ._types import AnnounceRequest, AnnounceResponse, Event, ScrapeEntry, ScrapeResponse
 from ._udp_client import SocketEndpoint, UdpTrackerClient, bind_udp_socket, pump_datagrams
 
 
@@ -51,7 +51,7 @@ class TrackerClient:
 async def open_tracker_client(
     *,
     udp_endpoint: DatagramEndpoint | None = None,
-    udp_host: str = "0.0.0.0",
+    udp_host: str | None = None,
     allow_local: bool = False,
     http_timeout: float = 30.0,
     max_response_size: int = 2 * 1024 * 1024,
@@ -63,7 +63,8 @@ async def open_tracker_client(
 
     With ``udp_endpoint`` the caller owns the UDP socket and must route tracker replies to
     ``client.udp.datagram_received`` (``client.udp.is_reply(data, addr)`` tells which are ours);
-    without it a socket bound to ``udp_host`` port 0 is opened for udp:// trackers.
+    without it a socket bound to ``udp_host`` port 0 is opened for udp:// trackers (default: ``::``
+    dual-stack, or ``0.0.0.0`` where IPv6 is unavailable).
     """
     http = HttpTrackerClient(
         timeout=http_timeout,
@@ -78,7 +79,13 @@ async def open_tracker_client(
             )
             yield TrackerClient(http, udp)
             return
-        sock = await bind_udp_socket(udp_host)
+        if udp_host is None:
+            try:
+                sock = await bind_udp_socket("::")
+            except OSError:
+                sock = await bind_udp_socket("0.0.0.0")
+        else:
+            sock = await bind_udp_socket(udp_host)
         with sock:
             udp = UdpTrackerClient(
                 SocketEndpoint(sock),
@@ -187,6 +194,17 @@ class Announcer:
         """Announce again as soon as ``min interval`` allows (e.g. when the port changed)."""
         self.trackers.reannounce(trio.current_time())
         self._wake.set()
+
+    async def scrape(self) -> ScrapeEntry:
+        """Scrape this torrent at the tracker in use (:attr:`TrackerList.current`)."""
+        url = self.trackers.current
+        if url is None:
+            raise TrackerBlocked("this torrent has no trackers")
+        response = await self.client.scrape(url, [self.info_hash])
+        entry = response.files.get(self.info_hash)
+        if entry is None:
+            raise TrackerProtocolError("scrape response lacks this torrent", url=url)
+        return entry
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Announce for ever (until cancelled)."""

@@ -124,6 +124,15 @@ class TrackerList:
         return tuple(tuple(t.url for t in tier) for tier in self._tiers)
 
     @property
+    def current(self) -> str | None:
+        """The tracker in use: the first working one in tier order, else the first (None if empty)."""
+        for tier in self._tiers:
+            for t in tier:
+                if t.working:
+                    return t.url
+        return self._tiers[0][0].url if self._tiers else None
+
+    @property
     def stopping(self) -> bool:
         """True once :meth:`stop` was called."""
         return self._stopping

@@ -287,3 +287,9 @@ async def test_shared_connection_secret_lets_ids_cross_processes(client: Tracker
                     encode_request(UdpAnnounce(conn.connection_id, 2, req(1))), two.addresses.udp[0]
                 )
                 assert isinstance(decode_response(await s.recv(2048)), UdpAnnounceReply)
+
+
+async def test_default_dual_stack_client_socket_reaches_an_ipv4_tracker() -> None:
+    async with open_tracker_server() as srv, open_tracker_client(retransmit_base=0.5) as c:
+        await c.announce(srv.udp_url, req(1))
+        assert (await c.announce(srv.udp_url, req(2))).peers == (PeerAddr("127.0.0.1", 10001),)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import trio
@@ -13,6 +14,7 @@ from torrio.disk import (
     DiskError,
     FileSystem,
     MemoryFileSystem,
+    NativeFileSystem,
     PieceVerified,
     StorageError,
     StorageFailed,
@@ -246,3 +248,30 @@ async def test_exclusive_operations_wait_for_pieces_in_flight() -> None:
         assert read_file(fs, "t/x.bin")[: 2 * BLOCK] == t.piece(0)
         with trio.fail_after(5):
             await storage.check()
+
+
+async def test_move_storage_between_native_roots_links_files(tmp_path: Path) -> None:
+    t = three_files()
+    old, new = NativeFileSystem(tmp_path / "old"), NativeFileSystem(tmp_path / "new")
+    async with open_disk_manager() as dm:
+        storage = await dm.add_torrent(t, old)
+        for i in range(t.num_pieces):
+            await get_piece(storage, t, i)
+        inode = (tmp_path / "old" / "t" / "c.bin").stat().st_ino
+        await storage.move_storage(new)
+        assert (tmp_path / "new" / "t" / "c.bin").stat().st_ino == inode, "linked, not copied"
+        assert not (tmp_path / "old" / "t" / "c.bin").exists()
+        assert read_file(new, "t/c.bin") == t.contents[2]
+        assert not list((tmp_path / "new").rglob("*.torrio-move"))
+
+
+async def test_move_storage_copy_keeps_holes() -> None:
+    t = build_torrent({"big": rand(256 * BLOCK, 3)}, piece_length=4 * BLOCK)
+    old, new = MemoryFileSystem(), MemoryFileSystem()
+    async with open_disk_manager() as dm:
+        storage = await dm.add_torrent(t, old)
+        await get_piece(storage, t, 15)
+        await storage.move_storage(new)
+        assert new.stat("t/big").size == 256 * BLOCK
+        assert new._allocated() <= 1 << 20, "the unwritten 3 MiB stay sparse"
+        assert await storage.read_block(15, 0, BLOCK) == t.piece(15)[:BLOCK]

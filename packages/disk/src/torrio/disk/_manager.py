@@ -34,6 +34,7 @@ from ._events import (
     StorageStatistics,
 )
 from ._filesystem import Buffer, FileSystem, split_path
+from ._native import NativeFileSystem
 from ._pieces import BLOCK_SIZE, PieceMap, Span, piece_ok
 from ._resume import ResumeData
 from ._torrent import TorrentLike
@@ -41,6 +42,9 @@ from ._torrent import TorrentLike
 T = TypeVar("T")
 
 _COPY_CHUNK = 1 << 20
+_NO_LINK = frozenset(
+    {_errno.EXDEV, _errno.EPERM, _errno.EMLINK, _errno.ENOTSUP, _errno.EOPNOTSUPP, _errno.EACCES}
+)
 
 
 @attrs.define(eq=False)
@@ -827,19 +831,15 @@ class TorrentStorage:
         tmp = {p: p + ".torrio-move" for p in paths}
         try:
             for path in paths:
-                new_fs.open(tmp[path], create=True)
-                new_fs.truncate(tmp[path], 0)
-                size = old_fs.stat(path).size
-                buf = bytearray(_COPY_CHUNK)
-                pos = 0
-                while pos < size:
-                    got = old_fs.read(path, pos, buf)
-                    if got == 0:
-                        break
-                    new_fs.write(tmp[path], pos, [memoryview(buf)[:got]])
-                    pos += got
-                new_fs.truncate(tmp[path], size)
-                new_fs.sync(tmp[path])
+                if isinstance(old_fs, NativeFileSystem) and isinstance(new_fs, NativeFileSystem):
+                    try:
+                        # same file system: a hard link moves no data and keeps holes
+                        old_fs.link_into(new_fs, path, tmp[path])
+                        continue
+                    except OSError as exc:
+                        if exc.errno not in _NO_LINK:
+                            raise
+                self._copy_file_sync(old_fs, new_fs, path, tmp[path])
             for path in paths:
                 new_fs.rename(tmp[path], path)
         except OSError as exc:
@@ -854,6 +854,26 @@ class TorrentStorage:
         for path in paths:
             with contextlib.suppress(OSError):
                 old_fs.remove(path)
+
+    @staticmethod
+    def _copy_file_sync(old_fs: FileSystem, new_fs: FileSystem, src: str, dst: str) -> None:
+        """Copy ``src`` to ``dst`` and sync it; all-zero chunks are skipped (holes stay holes)."""
+        new_fs.open(dst, create=True)
+        new_fs.truncate(dst, 0)
+        size = old_fs.stat(src).size
+        buf = bytearray(_COPY_CHUNK)
+        zeros = bytes(_COPY_CHUNK)
+        pos = 0
+        while pos < size:
+            got = old_fs.read(src, pos, buf)
+            if got == 0:
+                break
+            view = memoryview(buf)[:got]
+            if view != zeros[:got]:
+                new_fs.write(dst, pos, [view])
+            pos += got
+        new_fs.truncate(dst, size)
+        new_fs.sync(dst)
 
     def _delete_sync(self) -> None:
         for path in self._existing_paths_sync():

@@ -271,6 +271,37 @@ class NativeFileSystem:
         finally:
             os.close(spfd)
 
+    def link_into(self, other: NativeFileSystem, src: str, dst: str) -> None:
+        """Hard-link ``src`` under this root as ``dst`` under ``other``'s root (replacing it).
+
+        Only works within one file system (``OSError`` ``EXDEV`` otherwise); no data is copied.
+        The destination folder is fsynced, so the new name is durable.
+        """
+        sparts = split_path(src)
+        dparts = split_path(dst)
+        spfd = self._parent_fd(src, sparts, False)
+        try:
+            st = os.stat(sparts[-1], dir_fd=spfd, follow_symlinks=False)
+            if _stat.S_ISLNK(st.st_mode):
+                raise PathEscapeError(src, "is a symlink")
+            dpfd = other._parent_fd(dst, dparts, True)
+            try:
+                other._forget(dst)
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(dparts[-1], dir_fd=dpfd)
+                os.link(
+                    sparts[-1],
+                    dparts[-1],
+                    src_dir_fd=spfd,
+                    dst_dir_fd=dpfd,
+                    follow_symlinks=False,
+                )
+                os.fsync(dpfd)
+            finally:
+                os.close(dpfd)
+        finally:
+            os.close(spfd)
+
     def remove(self, path: str) -> None:
         """See :meth:`FileSystem.remove`."""
         parts = split_path(path)

@@ -84,10 +84,12 @@ async def test_http_dict_form_and_index_page(client: TrackerClient) -> None:
         resp = await client.announce(srv.http_url, req(2, compact=False, no_peer_id=False))
         assert resp.peers == (PeerAddr("127.0.0.1", 10001),)
         assert resp.peer_ids == ((1).to_bytes(20, "big"),)
+        resp = await client.announce(srv.http_url, req(3, compact=False, no_peer_id=True))
+        assert len(resp.peers) == 2 and resp.peer_ids == (None, None)
         await client.announce(srv.http_url, req(2, left=0, event=Event.COMPLETED))
         async with httpx.AsyncClient() as http:
             page = (await http.get(srv.http_url.removesuffix("announce"))).text
-            assert IH.hex() in page and "<td>1</td><td>1</td><td>1</td>" in page
+            assert IH.hex() in page and "<td>1</td><td>2</td><td>1</td>" in page
             assert (
                 await http.get(srv.http_url.removesuffix("announce") + "nope")
             ).status_code == 404

@@ -10,6 +10,8 @@ import html
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import attrs
+
 from torrio.tracker import (
     TrackerError,
     encode_announce_response,
@@ -94,6 +96,8 @@ class TrackerApp:
             try:
                 req = parse_announce_query(query)
                 resp = await self.tracker.announce(req, source)
+                if req.no_peer_id:
+                    resp = attrs.evolve(resp, peer_ids=())
                 body = encode_announce_response(resp, compact=req.compact)
             except TrackerError as exc:
                 body = encode_failure(exc.message)

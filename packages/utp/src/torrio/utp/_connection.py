@@ -18,6 +18,7 @@ import attrs
 
 from ._ledbat import Ledbat, RttEstimator
 from ._packet import (
+    _HEADER,
     HEADER_SIZE,
     SEQ_MASK,
     TS_MASK,
@@ -34,7 +35,9 @@ _FIN: Final = int(PacketType.FIN)
 _STATE: Final = int(PacketType.STATE)
 _RESET: Final = int(PacketType.RESET)
 _SYN: Final = int(PacketType.SYN)
-_ACK_EVERY: Final = 16
+_DATA_B0: Final = (_DATA << 4) | 1
+_ACK_FRACTION: Final = 4
+"""Ack at the latest once a quarter of the receive window has arrived unacknowledged."""
 
 
 class NeedData(enum.Enum):
@@ -473,10 +476,36 @@ class UtpConnection:
 
     def receive_packet(self, pkt: Packet, now: float) -> None:
         """Feed one decoded packet addressed to this connection (the shell matched its id)."""
+        self.receive_fields(
+            pkt.type,
+            pkt.connection_id,
+            pkt.timestamp_us,
+            pkt.timestamp_diff_us,
+            pkt.wnd_size,
+            pkt.seq_nr,
+            pkt.ack_nr,
+            pkt.sack,
+            pkt.payload,
+            now,
+        )
+
+    def receive_fields(
+        self,
+        ptype: int,
+        connection_id: int,
+        timestamp_us: int,
+        timestamp_diff_us: int,
+        wnd_size: int,
+        seq_nr: int,
+        ack_nr: int,
+        sack: bytes | None,
+        payload: bytes,
+        now: float,
+    ) -> None:
+        """:meth:`receive_packet` from already-decoded header fields (the shell's fast path)."""
         self._now = now
         if self.state is State.RESET or self.expired:
             return
-        ptype = pkt.type
         self.packets_received += 1
         self._last_recv = now
         if ptype == _RESET:
@@ -488,25 +517,25 @@ class UtpConnection:
             # a retransmitted SYN for a connection we accepted: answer it again
             if (
                 self._syn_seq is not None
-                and pkt.seq_nr == self._syn_seq
-                and self.recv_id == ((pkt.connection_id + 1) & SEQ_MASK)
+                and seq_nr == self._syn_seq
+                and self.recv_id == ((connection_id + 1) & SEQ_MASK)
             ):
                 self._ack_pending = self._ack_now = True
             return
-        self._reply_micro = (int(now * 1e6) - pkt.timestamp_us) & TS_MASK
+        self._reply_micro = (int(now * 1e6) - timestamp_us) & TS_MASK
         if self.state is State.SYN_SENT:
-            if pkt.ack_nr != self._syn_seq:
+            if ack_nr != self._syn_seq:
                 return
             self.state = State.CONNECTED
-            self.ack_nr = (pkt.seq_nr - 1) & SEQ_MASK
+            self.ack_nr = (seq_nr - 1) & SEQ_MASK
             self._events.append(Connected())
         prev_window = self.peer_window
-        self.peer_window = pkt.wnd_size
-        self._on_ack(pkt, now, prev_window)
+        self.peer_window = wnd_size
+        self._on_ack(ptype, ack_nr, sack, timestamp_diff_us, now, prev_window)
         if self.state is State.RESET:
             return
         if ptype in (_DATA, _FIN):
-            self._on_data(pkt)
+            self._on_data(ptype, seq_nr, payload)
         if (
             self._peer_fin_seq is not None
             and self._eof_delivered
@@ -517,8 +546,7 @@ class UtpConnection:
             self._closed_at = now
             self.state = State.CLOSED
 
-    def _on_data(self, pkt: Packet) -> None:
-        seq = pkt.seq_nr
+    def _on_data(self, ptype: int, seq: int, payload: bytes) -> None:
         d = seq_diff(seq, self.ack_nr)
         self._ack_pending = True
         if d <= 0:
@@ -528,9 +556,8 @@ class UtpConnection:
         if self._peer_fin_seq is not None and seq_diff(seq, self._peer_fin_seq) > 0:
             self.dropped_out_of_window += 1
             return
-        payload = pkt.payload
         if d == 1:
-            if pkt.type == _FIN:
+            if ptype == _FIN:
                 self._peer_fin_seq = seq
                 self.ack_nr = seq
                 self._eof_delivered = True
@@ -548,8 +575,8 @@ class UtpConnection:
                 self._drain_ooo()
             # acks are deferred to the end of a receive batch, but a long batch must not hold
             # them back: the sender's window would drain and the pipe go idle (stop-and-wait)
-            self._unacked += 1
-            if self._unacked >= _ACK_EVERY:
+            self._unacked += len(payload)
+            if self._unacked * _ACK_FRACTION >= self.config.recv_buffer_size:
                 self._ack_now = True
             return
         # out of order
@@ -564,9 +591,9 @@ class UtpConnection:
         if seq in self._ooo:
             self.duplicates_received += 1
             return
-        if pkt.type == _FIN:
+        if ptype == _FIN:
             self._peer_fin_seq = seq
-        self._ooo[seq] = (pkt.type, payload)
+        self._ooo[seq] = (ptype, payload)
         self._ooo_bytes += len(payload)
 
     def _drain_ooo(self) -> None:
@@ -589,8 +616,18 @@ class UtpConnection:
             self._rbuf += payload
             self.bytes_received += len(payload)
 
-    def _on_ack(self, pkt: Packet, now: float, prev_window: int) -> None:
-        ack = pkt.ack_nr
+    def _on_ack(
+        self,
+        ptype: int,
+        ack: int,
+        sack: bytes | None,
+        delay: int,
+        now: float,
+        prev_window: int,
+    ) -> None:
+        infl = self._inflight
+        if not infl and ack == self.acked_seq:
+            return  # nothing outstanding, nothing new: the common case on a receiving side
         d = seq_diff(ack, self.acked_seq)
         if d > len(self._inflight) or d < -1000:
             return  # an ack of data we never sent (or ancient): ignore it
@@ -615,22 +652,21 @@ class UtpConnection:
         elif (
             d == 0
             and infl
-            and pkt.type == _STATE
+            and ptype == _STATE
             and not infl[0].lost
             and infl[0].transmissions > 0
             # a window update or a keep-alive repeats the ack without meaning a loss (TCP's
             # rule); a SACK is evidence that later packets arrived
-            and (pkt.sack is not None or pkt.wnd_size == prev_window)
+            and (sack is not None or self.peer_window == prev_window)
         ):
             self._dup_acks += 1
             if self._dup_acks == 3:
                 self._mark_lost(infl[0], fast=True)
-        if pkt.sack is not None and infl:
-            acked += self._on_sack(ack, pkt.sack, now)
+        if sack is not None and infl:
+            acked += self._on_sack(ack, sack, now)
         if sample_rtt is not None:
             self.rtt.sample(sample_rtt)
         if acked:
-            delay = pkt.timestamp_diff_us
             self.cc.on_ack(acked, delay if delay else None, now, self._window_full, self.rtt.srtt)
 
     def _on_sack(self, ack: int, mask: bytes, now: float) -> int:
@@ -732,31 +768,51 @@ class UtpConnection:
                 self._bytes_in_flight += p.size
                 out.append(self._encode(p, now_us, wnd))
                 probe = False
-        # new data
+        # new data (the hot path: locals, one header pack and one concatenation per packet)
         mss = cfg.payload_size
         window_full = False
+        sbuf = self._sbuf
+        soff = self._soff
+        in_flight = self._bytes_in_flight
+        seq = self.seq_nr
+        max_in_flight = cfg.max_in_flight
+        nagle = cfg.nagle and not self._fin_requested
+        sack = self._current_sack()
+        pack = _HEADER.pack
+        send_id = self.send_id
+        reply = self._reply_micro & TS_MASK
+        ack_nr = self.ack_nr
+        wnd32 = wnd & TS_MASK
+        sent = 0
         while True:
-            unsent = len(self._sbuf) - self._soff
-            if not unsent or len(infl) >= cfg.max_in_flight:
+            unsent = len(sbuf) - soff
+            if not unsent or len(infl) >= max_in_flight:
                 break
-            size = min(mss, unsent)
-            if size < mss and cfg.nagle and self._bytes_in_flight > 0 and not self._fin_requested:
+            size = mss if unsent > mss else unsent
+            if size < mss and nagle and in_flight > 0:
                 break
-            if self._bytes_in_flight + size + HEADER_SIZE > window:
+            if in_flight + size + HEADER_SIZE > window:
                 window_full = True
                 # only a zero-window probe may exceed the window, and only into an empty pipe
-                if not (probe and self._bytes_in_flight == 0):
+                if not (probe and in_flight == 0):
                     break
             probe = False
-            start = self._soff
-            payload = bytes(self._sbuf[start : start + size])
-            self._soff += size
-            p = _Out(self.seq_nr, _DATA, payload, now, 1)
-            self.seq_nr = (self.seq_nr + 1) & SEQ_MASK
-            infl.append(p)
-            self._bytes_in_flight += p.size
-            self.bytes_sent += size
-            out.append(self._encode(p, now_us, wnd))
+            payload = bytes(sbuf[soff : soff + size])
+            soff += size
+            infl.append(_Out(seq, _DATA, payload, now, 1))
+            in_flight += size + HEADER_SIZE
+            sent += size
+            if sack is None:
+                out.append(pack(_DATA_B0, 0, send_id, now_us, reply, wnd32, seq, ack_nr) + payload)
+            else:
+                out.append(
+                    encode_packet(_DATA, send_id, now_us, reply, wnd, seq, ack_nr, payload, sack)
+                )
+            seq = (seq + 1) & SEQ_MASK
+        self._soff = soff
+        self._bytes_in_flight = in_flight
+        self.seq_nr = seq
+        self.bytes_sent += sent
         self._probe_allowed = False
         if self._soff and self._soff == len(self._sbuf):
             self._sbuf.clear()
@@ -826,11 +882,14 @@ class UtpConnection:
             sack,
         )
 
+    def _current_sack(self) -> bytes | None:
+        if not self._ooo:
+            return None
+        base = (self.ack_nr + 2) & SEQ_MASK
+        return build_sack([(s - base) & SEQ_MASK for s in self._ooo], self.config.sack_bytes)
+
     def _encode(self, p: _Out, now_us: int, wnd: int) -> bytes:
-        sack = None
-        if self._ooo:
-            base = (self.ack_nr + 2) & SEQ_MASK
-            sack = build_sack([(s - base) & SEQ_MASK for s in self._ooo], self.config.sack_bytes)
+        sack = self._current_sack()
         return encode_packet(
             p.type,
             self.send_id,

@@ -38,7 +38,15 @@ from ._connection import (
     UtpConnection,
 )
 from ._errors import PacketError, UtpConnectionReset, UtpError, UtpTimeout
-from ._packet import SEQ_MASK, PacketType, decode_packet, encode_packet
+from ._packet import (
+    _HEADER,
+    HEADER_SIZE,
+    SEQ_MASK,
+    VERSION,
+    PacketType,
+    decode_packet,
+    encode_packet,
+)
 
 DEFAULT_SOCKET_BUFFER: Final = 4 << 20
 """Requested SO_RCVBUF/SO_SNDBUF for a socket of our own (the kernel caps it at rmem_max)."""
@@ -46,6 +54,9 @@ DEFAULT_SOCKET_BUFFER: Final = 4 << 20
 _RECV_BATCH: Final = 512
 _ORPHAN_TIMEOUT: Final = 30.0
 _MAX_PENDING_RESETS: Final = 64
+_FAST_TYPES: Final = frozenset(
+    (t << 4) | VERSION for t in (PacketType.DATA, PacketType.FIN, PacketType.STATE)
+)
 
 
 @attrs.frozen
@@ -197,12 +208,35 @@ class UtpSocket:
     def datagram_received(self, data: bytes | memoryview, addr: SocketAddress) -> None:
         """Take one datagram (never blocks): decode it, route it to its connection."""
         self.datagrams_received += 1
+        if len(addr) != 2:  # IPv6 sockets report (host, port, flowinfo, scope_id)
+            addr = (addr[0], addr[1])  # type: ignore[unreachable]
+        # fast path: DATA/FIN/STATE without extensions for a known connection
+        if len(data) >= HEADER_SIZE and data[1] == 0 and data[0] in _FAST_TYPES:
+            b0, _, cid, ts, tsd, wnd, seq, ack = _HEADER.unpack_from(data)
+            fast = self._conns.get((addr, cid))
+            if fast is not None:
+                conn = fast.conn
+                conn.receive_fields(
+                    b0 >> 4,
+                    cid,
+                    ts,
+                    tsd,
+                    wnd,
+                    seq,
+                    ack,
+                    None,
+                    bytes(data[HEADER_SIZE:]),
+                    trio.current_time(),
+                )
+                if conn._ack_now:
+                    self._ack_urgent = True
+                self._after_input(fast)
+                return
         try:
             pkt = decode_packet(data)
         except PacketError:
             self.invalid_datagrams += 1
             return
-        addr = (addr[0], addr[1])
         ptype = pkt.type
         entry = self._conns.get((addr, pkt.connection_id))
         if entry is None:

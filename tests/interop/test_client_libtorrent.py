@@ -37,7 +37,7 @@ async def _wait_ours(h: TorrentHandle, seconds: float = 60.0) -> None:
         await h.wait_finished()
 
 
-@pytest.mark.parametrize("version", ["v1", "hybrid"])
+@pytest.mark.parametrize("version", ["v1", "v2", "hybrid"])
 async def test_libtorrent_seed_to_torrio(tmp_path: Path, version: str) -> None:
     t = make_torrent(tmp_path / "seed", FILES, piece_length=32768, version=version)
     async with ltx.open_session() as lt_seed, open_session(**LOOP) as ours:
@@ -52,7 +52,7 @@ async def test_libtorrent_seed_to_torrio(tmp_path: Path, version: str) -> None:
     assert tree_digest(tmp_path / "dl" / "payload") == tree_digest(tmp_path / "seed" / "payload")
 
 
-@pytest.mark.parametrize("version", ["v1", "hybrid"])
+@pytest.mark.parametrize("version", ["v1", "v2", "hybrid"])
 async def test_torrio_seed_to_libtorrent(tmp_path: Path, version: str) -> None:
     t = make_torrent(tmp_path / "seed", FILES, piece_length=32768, version=version)
     async with open_session(**LOOP) as ours, ltx.open_session() as lt_dl:

@@ -275,3 +275,18 @@ async def test_move_storage_copy_keeps_holes() -> None:
         assert new.stat("t/big").size == 256 * BLOCK
         assert new._allocated() <= 1 << 20, "the unwritten 3 MiB stay sparse"
         assert await storage.read_block(15, 0, BLOCK) == t.piece(15)[:BLOCK]
+
+
+async def test_regression_delete_while_piece_is_finishing_does_not_recreate_files() -> None:
+    t = three_files()
+    fs = MemoryFileSystem()
+    async with open_disk_manager() as dm:
+        storage = await dm.add_torrent(t, fs)
+        blocks = t.blocks(0)
+        for off, data in blocks:
+            storage.write_block_nowait(0, off, data)  # the hashing task has not started yet
+        await storage.delete_files()
+        await storage.wait_idle()
+        assert fs.paths() == []
+        assert dm.statistics().write_cache_bytes == 0
+        assert storage.have.none()

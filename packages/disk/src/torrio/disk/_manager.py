@@ -542,6 +542,8 @@ class TorrentStorage:
         mgr = self.manager
         try:
             async with self._op():
+                if self._partials.get(p.index) is not p:
+                    return  # discarded (delete_files/remove) while waiting: nothing to do
                 blocks = sorted(p.blocks.items())
                 outcome, error = await trio.to_thread.run_sync(
                     self._finish_sync,
@@ -614,6 +616,8 @@ class TorrentStorage:
         error: StorageError | None = None
         try:
             async with self._op():
+                if self._partials.get(p.index) is not p:
+                    return  # discarded while waiting; its memory was released then
                 try:
                     await mgr._run_sync(self._write_blocks_sync, p.index, snapshot)
                 except StorageError as exc:
@@ -1059,8 +1063,9 @@ class DiskManager:
 
     async def remove_torrent(self, storage: TorrentStorage, *, delete_files: bool = False) -> None:
         """Detach a torrent: wait for its pieces in flight, flush (or delete) its files."""
-        if storage not in self._storages:
+        if storage not in self._storages or storage._removed:
             raise DiskError("torrent is not in this DiskManager")
+        storage._removed = True  # no new blocks from now on
         while storage._finishing:
             storage._finished = trio.Event()
             await storage._finished.wait()
@@ -1069,7 +1074,6 @@ class DiskManager:
         else:
             with contextlib.suppress(StorageError):
                 await storage.flush()
-        storage._removed = True
         async with storage._exclusive():
             for p in storage._partials.values():
                 self._release(p.cached)

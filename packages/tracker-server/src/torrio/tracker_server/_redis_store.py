@@ -17,7 +17,7 @@ import trio
 from torrio.core import PeerAddr
 from torrio.tracker import Event
 
-from ._errors import TrackerServerError
+from ._errors import StoreFull, TrackerServerError
 from ._store import AnnounceOutcome, PeerEntry, SwarmCounts
 
 T = TypeVar("T")
@@ -26,6 +26,10 @@ _ANNOUNCE = """
 local peers, seeds, leechers, dl, index = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local now, expires, pid, value = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local seed, event, numwant, ih, keep = ARGV[5] == '1', tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV[8], ARGV[9]
+if event ~= 3 and redis.call('EXISTS', peers) == 0 and redis.call('ZCARD', index) >= tonumber(ARGV[10]) then
+  redis.call('ZREMRANGEBYSCORE', index, '-inf', now)
+  if redis.call('ZCARD', index) >= tonumber(ARGV[10]) then return -1 end
+end
 for _, z in ipairs({seeds, leechers}) do
   local dead = redis.call('ZRANGEBYSCORE', z, '-inf', now, 'LIMIT', 0, 1000)
   for _, d in ipairs(dead) do redis.call('HDEL', peers, d) end
@@ -43,7 +47,7 @@ else
   end
   redis.call('HSET', peers, pid, value)
   redis.call('ZADD', index, expires, ih)
-  for _, k in ipairs({peers, seeds, leechers}) do redis.call('EXPIRE', k, keep) end
+  for _, k in ipairs({peers, seeds, leechers, dl}) do redis.call('EXPIRE', k, keep) end
 end
 local out = {redis.call('ZCARD', seeds), redis.call('ZCARD', leechers), tonumber(redis.call('GET', dl) or '0')}
 if numwant > 0 then
@@ -70,10 +74,18 @@ def parse_redis_url(url: str) -> tuple[str, int, int]:
 
 
 class RedisStore:
-    """Swarms in the Redis database at ``url`` (``redis://HOST:PORT/DB``), shared across processes."""
+    """Swarms in the Redis database at ``url`` (``redis://HOST:PORT/DB``), shared across processes.
+
+    Swarm keys expire ``2 * ttl`` after their last announce; at most ``max_swarms`` swarms.
+    """
 
     def __init__(
-        self, url: str, *, prefix: str = "torrio-tracker", max_connections: int = 16
+        self,
+        url: str,
+        *,
+        prefix: str = "torrio-tracker",
+        max_connections: int = 16,
+        max_swarms: int = 1_000_000,
     ) -> None:
         try:
             import redis
@@ -84,6 +96,7 @@ class RedisStore:
         host, port, db = parse_redis_url(url)
         self.url = url
         self.prefix = prefix
+        self.max_swarms = max_swarms
         self._pool = redis.ConnectionPool(
             host=host, port=port, db=db, max_connections=max_connections
         )
@@ -139,10 +152,13 @@ class RedisStore:
             want,
             info_hash,
             int(ttl * 2) + 1,
+            self.max_swarms,
         ]
-        result: list[Any] = await self._run(
+        result: list[Any] | int = await self._run(
             lambda: self._script(keys=self._keys(info_hash), args=args)
         )
+        if not isinstance(result, list):
+            raise StoreFull("too many torrents tracked")
         complete, incomplete, downloaded = int(result[0]), int(result[1]), int(result[2])
         peers = []
         for i in range(3, len(result) - 1, 2):

@@ -202,3 +202,25 @@ async def test_private_torrent_uses_only_its_trackers(tmp_path: Path) -> None:
         assert hv.torrent.private
         assert hp._rt._tracker_tiers() == [list(own), extra]
         assert hv._rt._tracker_tiers() == [list(own)]
+
+
+async def test_download_rate_limit_is_respected(tmp_path: Path) -> None:
+    """300 kB at 100 kB/s (one second of burst) takes about two seconds, not a few ms."""
+    t = make_torrent(tmp_path / "seed", 300_000, piece_length=16384)
+    with trio.fail_after(30):
+        async with open_session(**LOOP) as seed, open_session(**LOOP) as dl:
+            await (
+                await seed.add_torrent(AddTorrent(source=t, save_path=tmp_path / "seed"))
+            ).wait_finished()
+            start = trio.current_time()
+            h = await dl.add_torrent(
+                AddTorrent(
+                    source=t,
+                    save_path=tmp_path / "dl",
+                    peers=[PeerAddr("127.0.0.1", seed.port)],
+                    max_download_rate=100_000,
+                )
+            )
+            await h.wait_finished()
+            elapsed = trio.current_time() - start
+    assert elapsed >= 1.5

@@ -202,3 +202,26 @@ async def test_connect_by_hostname(sockets: tuple[UtpSocket, UtpSocket]) -> None
     assert addr is not None
     stream = await a.connect(("localhost", addr[1]))
     assert stream.remote_address[0] in ("127.0.0.1", "::1")
+
+
+async def test_socket_is_a_datagram_handler() -> None:
+    from torrio.core import DatagramHandler
+
+    async with open_utp_socket() as s:
+        assert isinstance(s, DatagramHandler)
+
+
+@pytest.mark.skipif(not socket.has_ipv6, reason="no IPv6")
+async def test_ipv6_loopback() -> None:
+    try:
+        probe = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+        probe.bind(("::1", 0))
+        probe.close()
+    except OSError:
+        pytest.skip("::1 not configured")
+    async with open_utp_socket(("::1", 0)) as a, open_utp_socket(("::1", 0)) as b:
+        client, server = await _pair(a, b)
+        await client.send_all(b"over v6")
+        await client.send_eof()
+        assert await _read_all(server) == b"over v6"
+        assert server.remote_address[0] == "::1"

@@ -1,0 +1,377 @@
+"""One UDP port, many protocols: the session's shared UDP socket and its datagram router.
+
+A session binds one UDP socket (IPv4, and an IPv6 one on the same port when asked) beside its
+TCP listener, with the same port number. Every consumer sends through the mux (it satisfies
+:class:`torrio.core.DatagramEndpoint`), and one receive loop per socket reads datagrams into a
+preallocated buffer and routes each by its shape:
+
+* a bencoded dict (first byte ``d``) goes to the ``"dht"`` handler of the datagram's family;
+* a uTP header (version 1, type 0-4, :func:`torrio.utp.is_utp_datagram`) goes to ``"utp"``;
+* a UDP-tracker reply goes to ``"tracker"`` when the handler's matcher (by default its
+  ``is_reply(data, addr)``, which checks the transaction ids it awaits) accepts it, or, for a
+  handler without one, when it has the BEP 15 reply shape (action 0-3, at least 8 bytes);
+* anything else is dropped and counted.
+
+The three shapes are disjoint: a tracker reply starts with a zero byte (its action is a big-endian
+32-bit integer below 4), which is neither ``d`` nor a uTP version-1 byte.
+
+The ``"utp"`` handler is called with a ``memoryview`` into the receive buffer, valid only during
+the call (a :class:`torrio.utp.UtpSocket` decodes it at once); the other routes get ``bytes``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import socket as stdsocket
+from collections.abc import AsyncIterator, Callable
+from typing import Final, Literal, cast
+
+import attrs
+import trio
+
+from torrio.core import DatagramHandler, SocketAddress
+from torrio.utp import UtpConfig, is_utp_datagram, window_for_socket_buffer
+
+from ._errors import ClientError
+
+Route = Literal["dht", "utp", "tracker"]
+"""The name of a consumer of the shared socket."""
+
+ROUTES: Final[tuple[Route, ...]] = ("dht", "utp", "tracker")
+
+DEFAULT_UDP_BUFFER: Final = 4 << 20
+"""Requested SO_RCVBUF/SO_SNDBUF (the kernel caps it at ``net.core.rmem_max``/``wmem_max``)."""
+
+MAX_DATAGRAM: Final = 65536
+_RECV_BATCH: Final = 64
+_QUIET_ERRNOS: Final = frozenset({errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH})
+
+Matcher = Callable[[bytes, SocketAddress], bool]
+
+
+@attrs.frozen
+class UdpMuxStatistics:
+    """A snapshot of a :class:`UdpMux`'s counters."""
+
+    received: int
+    """Datagrams read from the socket(s)."""
+    sent: int
+    """Datagrams sent."""
+    dht: int
+    """Datagrams handed to a DHT handler."""
+    utp: int
+    """Datagrams handed to the uTP handler."""
+    tracker: int
+    """Datagrams handed to the tracker handler."""
+    no_handler: int
+    """Datagrams of a known shape with no handler registered for it (dropped)."""
+    dropped: int
+    """Datagrams of no known shape, or tracker-shaped but unmatched (dropped)."""
+    handler_errors: int
+    """Exceptions raised by a handler (counted, not propagated)."""
+    send_errors: int
+    """Sends that failed with an error (other than ICMP-reported unreachability)."""
+    recv_errors: int
+    """Receive errors (ICMP errors a UDP socket reports are counted here)."""
+    recv_buffer: int
+    """SO_RCVBUF of the IPv4 (or only) socket, as the kernel reports it."""
+    send_buffer: int
+    """SO_SNDBUF of that socket."""
+
+
+@attrs.define(eq=False)
+class _Registration:
+    handler: DatagramHandler
+    match: Matcher | None
+
+
+def _bep15_shape(data: bytes, _addr: SocketAddress) -> bool:
+    return len(data) >= 8 and data[0] == 0 and data[1] == 0 and data[2] == 0 and data[3] <= 3
+
+
+def _family_of(host: str) -> int:
+    return 6 if ":" in host else 4
+
+
+class UdpMux:
+    """The session's shared UDP socket(s). Open with :func:`open_udp_mux`.
+
+    ``await mux.sendto(data, addr)`` sends from the socket of ``addr``'s family;
+    ``mux.register(route, handler)`` attaches a consumer.
+    """
+
+    def __init__(self, sockets: dict[int, stdsocket.socket]) -> None:
+        if not sockets:
+            raise ClientError("a UDP mux needs at least one socket")
+        self._socks = sockets
+        self._send_locks = {fam: trio.Lock() for fam in sockets}
+        self._routes: dict[tuple[Route, int], _Registration] = {}
+        self._received = self._sent = self._dht = self._utp = self._tracker = 0
+        self._no_handler = self._dropped = self._handler_errors = 0
+        self._send_errors = self._recv_errors = 0
+        # sizes as the kernel granted them (fixed after bind; readable after close too)
+        self._rcvbuf = self._buffer(stdsocket.SO_RCVBUF)
+        self._sndbuf = self._buffer(stdsocket.SO_SNDBUF)
+
+    # -- addresses ------------------------------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        """The bound UDP port (the same on every socket)."""
+        return self.local_address()[1]
+
+    @property
+    def families(self) -> tuple[int, ...]:
+        """The address families served (4 and/or 6)."""
+        return tuple(sorted(self._socks))
+
+    def local_address(self, family: int | None = None) -> SocketAddress:
+        """The bound ``(host, port)`` of the socket for ``family`` (default: the first one)."""
+        if family is None:
+            family = 4 if 4 in self._socks else 6
+        sock = self._socks.get(family)
+        if sock is None:
+            raise ClientError(f"the UDP mux has no IPv{family} socket")
+        host, port = sock.getsockname()[:2]
+        return (str(host), int(port))
+
+    def utp_config(self, base: UtpConfig | None = None) -> UtpConfig:
+        """A :class:`torrio.utp.UtpConfig` whose receive window fits this socket's receive buffer,
+        so a fast uTP sender cannot overrun it (what ``open_utp_socket`` does for its own socket)."""
+        cfg = base or UtpConfig()
+        cap = window_for_socket_buffer(self._rcvbuf, cfg.payload_size)
+        if cap < cfg.recv_buffer_size:
+            cfg = attrs.evolve(cfg, recv_buffer_size=cap)
+        return cfg
+
+    def _buffer(self, opt: int) -> int:
+        sock = self._socks.get(4) or self._socks[6]
+        return int(sock.getsockopt(stdsocket.SOL_SOCKET, opt))
+
+    # -- routing --------------------------------------------------------------------------------
+
+    def register(
+        self,
+        route: Route,
+        handler: DatagramHandler,
+        *,
+        family: int | None = None,
+        match: Matcher | None = None,
+    ) -> None:
+        """Route datagrams of ``route``'s shape to ``handler`` (replacing an earlier one).
+
+        ``family`` (4 or 6) limits it to one socket, as a DHT node serves one family; None: all.
+        ``match`` (tracker route only) picks the replies the handler awaits; by default the
+        handler's own ``is_reply(data, addr)`` if it has one, else the BEP 15 reply shape.
+        """
+        if route not in ROUTES:
+            raise ClientError(f"unknown UDP route {route!r}; expected one of {', '.join(ROUTES)}")
+        if match is not None and route != "tracker":
+            raise ClientError("only the tracker route takes a matcher")
+        if route == "tracker" and match is None:
+            is_reply = getattr(handler, "is_reply", None)
+            match = is_reply if callable(is_reply) else _bep15_shape
+        families = (4, 6) if family is None else (family,)
+        for fam in families:
+            if fam not in (4, 6):
+                raise ClientError(f"family must be 4 or 6, not {fam!r}")
+            self._routes[(route, fam)] = _Registration(handler, match)
+
+    def unregister(self, route: Route, *, family: int | None = None) -> None:
+        """Stop routing ``route`` (for ``family``, or for both); its datagrams are then dropped."""
+        for fam in (4, 6) if family is None else (family,):
+            self._routes.pop((route, fam), None)
+
+    def handler(self, route: Route, family: int = 4) -> DatagramHandler | None:
+        """The handler registered for ``route`` on ``family``, if any."""
+        reg = self._routes.get((route, family))
+        return None if reg is None else reg.handler
+
+    def dispatch(self, data: bytes | memoryview, addr: SocketAddress, family: int = 4) -> None:
+        """Route one datagram (what the receive loop calls; tests and fakes may call it too)."""
+        self._received += 1
+        if not data:
+            self._dropped += 1
+            return
+        routes = self._routes
+        first = data[0]
+        try:
+            if first == 0x64:  # b"d": a bencoded dict, KRPC
+                reg = routes.get(("dht", family))
+                if reg is None:
+                    self._no_handler += 1
+                    return
+                self._dht += 1
+                reg.handler.datagram_received(bytes(data), addr)
+            elif is_utp_datagram(data):
+                reg = routes.get(("utp", family))
+                if reg is None:
+                    self._no_handler += 1
+                    return
+                self._utp += 1
+                # the uTP socket decodes at once: it may read the receive buffer in place
+                reg.handler.datagram_received(cast(bytes, data), addr)
+            elif first == 0:
+                reg = routes.get(("tracker", family))
+                if reg is None:
+                    self._no_handler += 1
+                    return
+                payload = bytes(data)
+                assert reg.match is not None
+                if not reg.match(payload, addr):
+                    self._dropped += 1
+                    return
+                self._tracker += 1
+                reg.handler.datagram_received(payload, addr)
+            else:
+                self._dropped += 1
+        except Exception:  # a consumer's bug must not take the session's UDP port down with it
+            self._handler_errors += 1
+
+    # -- I/O ------------------------------------------------------------------------------------
+
+    async def sendto(self, data: bytes, addr: SocketAddress) -> None:
+        """Send one datagram from the socket of ``addr``'s family (:class:`DatagramEndpoint`).
+
+        Raises ``OSError`` when the mux has no socket of that family or the send fails; an ICMP
+        error reported by the kernel for an earlier datagram is ignored.
+        """
+        await trio.lowlevel.checkpoint_if_cancelled()
+        host = addr[0]
+        fam = _family_of(host)
+        sock = self._socks.get(fam)
+        if sock is None:
+            self._send_errors += 1
+            raise OSError(errno.EAFNOSUPPORT, f"the UDP mux has no IPv{fam} socket")
+        target = (host, addr[1])
+        try:
+            sock.sendto(data, target)
+        except BlockingIOError:
+            # the socket buffer is full: queue behind other senders of this socket
+            async with self._send_locks[fam]:
+                while True:
+                    try:
+                        sock.sendto(data, target)
+                        break
+                    except BlockingIOError:
+                        await trio.lowlevel.wait_writable(sock)
+                    except OSError as exc:
+                        self._send_failed(exc)
+                        return
+        except OSError as exc:
+            self._send_failed(exc)
+            return
+        self._sent += 1
+
+    def _send_failed(self, exc: OSError) -> None:
+        if exc.errno in _QUIET_ERRNOS:
+            return
+        self._send_errors += 1
+        raise exc
+
+    async def _recv_loop(
+        self, family: int, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        sock = self._socks[family]
+        buf = bytearray(MAX_DATAGRAM)
+        view = memoryview(buf)
+        recv = sock.recvfrom_into
+        dispatch = self.dispatch
+        task_status.started()
+        while True:
+            await trio.lowlevel.wait_readable(sock)
+            # a bounded batch, then a checkpoint, so consumers' tasks (acks, replies) run
+            for _ in range(_RECV_BATCH):
+                try:
+                    n, src = recv(buf)
+                except BlockingIOError:
+                    break
+                except OSError:
+                    self._recv_errors += 1  # ICMP errors surfaced on a UDP socket
+                    continue
+                dispatch(view[:n], (str(src[0]), int(src[1])), family)
+            await trio.lowlevel.checkpoint()
+
+    def statistics(self) -> UdpMuxStatistics:
+        """A snapshot of the counters."""
+        return UdpMuxStatistics(
+            received=self._received,
+            sent=self._sent,
+            dht=self._dht,
+            utp=self._utp,
+            tracker=self._tracker,
+            no_handler=self._no_handler,
+            dropped=self._dropped,
+            handler_errors=self._handler_errors,
+            send_errors=self._send_errors,
+            recv_errors=self._recv_errors,
+            recv_buffer=self._rcvbuf,
+            send_buffer=self._sndbuf,
+        )
+
+
+def _bind(host: str, port: int, buffer_size: int | None) -> stdsocket.socket:
+    family = stdsocket.AF_INET6 if ":" in host else stdsocket.AF_INET
+    sock = stdsocket.socket(family, stdsocket.SOCK_DGRAM)
+    try:
+        sock.setblocking(False)
+        if family == stdsocket.AF_INET6:
+            # the IPv4 socket holds the same port: this one serves IPv6 only
+            with contextlib.suppress(OSError):
+                sock.setsockopt(stdsocket.IPPROTO_IPV6, stdsocket.IPV6_V6ONLY, 1)
+        if buffer_size:
+            for opt in (stdsocket.SO_RCVBUF, stdsocket.SO_SNDBUF):
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(stdsocket.SOL_SOCKET, opt, buffer_size)
+        sock.bind((host, port))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+@contextlib.asynccontextmanager
+async def open_udp_mux(
+    host: str = "0.0.0.0",
+    port: int = 0,
+    *,
+    host6: str | None = None,
+    buffer_size: int | None = DEFAULT_UDP_BUFFER,
+) -> AsyncIterator[UdpMux]:
+    """A running :class:`UdpMux` bound on ``host:port`` (and ``host6`` on the same port).
+
+    ``port`` is the session's TCP listen port (0 picks one; read it back from ``mux.port``).
+    ``host`` may itself be an IPv6 literal, for an IPv6-only mux. SO_RCVBUF/SO_SNDBUF are raised
+    to ``buffer_size`` (None: the OS default). Raises :class:`ClientError` if binding fails.
+    """
+    socks: dict[int, stdsocket.socket] = {}
+    try:
+        try:
+            first = _bind(host, port, buffer_size)
+            socks[_family_of(host)] = first
+            if host6 is not None:
+                if _family_of(host6) != 6 or 6 in socks:
+                    raise ClientError(
+                        f"host6 must be an IPv6 address beside an IPv4 host: {host6!r}"
+                    )
+                socks[6] = _bind(host6, first.getsockname()[1], buffer_size)
+        except OSError as exc:
+            raise ClientError(f"cannot bind UDP port {port}: {exc.strerror or exc}") from exc
+        mux = UdpMux(socks)
+        try:
+            async with trio.open_nursery() as nursery:
+                for fam in socks:
+                    await nursery.start(mux._recv_loop, fam)
+                try:
+                    yield mux
+                finally:
+                    nursery.cancel_scope.cancel()
+        except BaseExceptionGroup as group:
+            # the receive loops end only by cancellation: a lone error is the caller's own
+            if len(group.exceptions) == 1:
+                raise group.exceptions[0] from None
+            raise  # pragma: no cover
+    finally:
+        for s in socks.values():
+            s.close()

@@ -56,9 +56,10 @@ v4 = st.builds(
     st.integers(0, 2**32 - 1),
     st.integers(1, 65535),
 )
+# v4-mapped IPv6 addresses are read back as IPv4 (dict form): leave them out of round trips
 v6 = st.builds(
     lambda a, p: PeerAddr(ipaddress.IPv6Address(a), p),
-    st.integers(0, 2**128 - 1),
+    st.integers(0, 2**128 - 1).filter(lambda a: ipaddress.IPv6Address(a).ipv4_mapped is None),
     st.integers(1, 65535),
 )
 

@@ -7,7 +7,15 @@ import sys
 
 import pytest
 
-SANS_IO = ["_errors", "_types", "_http_codec", "_udp_codec", "_ssrf", "_tracker_list"]
+SANS_IO = [
+    "_errors",
+    "_types",
+    "_http_codec",
+    "_udp_codec",
+    "_udp_transactions",
+    "_ssrf",
+    "_tracker_list",
+]
 
 
 @pytest.mark.parametrize("module", SANS_IO)

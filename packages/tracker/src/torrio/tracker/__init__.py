@@ -34,7 +34,6 @@ from ._types import AnnounceRequest, AnnounceResponse, Event, ScrapeEntry, Scrap
 from ._udp_client import (
     SocketEndpoint,
     UdpTrackerClient,
-    UdpTrackerStatistics,
     bind_udp_socket,
     open_udp_tracker_client,
     pump_datagrams,
@@ -57,6 +56,12 @@ from ._udp_codec import (
     encode_request,
     encode_response,
     response_transaction_id,
+)
+from ._udp_transactions import (
+    UdpTrackerProtocol,
+    UdpTrackerStatistics,
+    UdpTransaction,
+    normalize_address,
 )
 
 __version__ = "0.1.0"
@@ -92,7 +97,9 @@ __all__ = [
     "UdpScrape",
     "UdpScrapeReply",
     "UdpTrackerClient",
+    "UdpTrackerProtocol",
     "UdpTrackerStatistics",
+    "UdpTransaction",
     "announce_url",
     "bind_udp_socket",
     "check_ssrf",
@@ -105,6 +112,7 @@ __all__ = [
     "encode_response",
     "encode_scrape_response",
     "is_local_address",
+    "normalize_address",
     "open_tracker_client",
     "open_udp_tracker_client",
     "parse_announce_query",

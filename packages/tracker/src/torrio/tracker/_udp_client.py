@@ -11,72 +11,38 @@ matched by transaction id *and* source address.
 from __future__ import annotations
 
 import contextlib
-import functools
-import ipaddress
-import secrets
 import socket
 import urllib.parse
 from collections.abc import AsyncIterator, Callable, Sequence
 
-import attrs
 import trio
 
 from torrio.core import DatagramEndpoint, SocketAddress
 
-from ._errors import (
-    TrackerBlocked,
-    TrackerError,
-    TrackerFailure,
-    TrackerProtocolError,
-    TrackerTimeout,
-)
+from ._errors import TrackerBlocked, TrackerError, TrackerProtocolError
 from ._types import AnnounceRequest, AnnounceResponse, ScrapeResponse
 from ._udp_codec import (
     MAX_SCRAPE_HASHES,
-    ConnectRequest,
-    ConnectResponse,
     UdpAnnounce,
     UdpAnnounceReply,
-    UdpError,
     UdpResponse,
     UdpScrape,
     UdpScrapeReply,
-    decode_response,
     encode_request,
-    response_transaction_id,
+)
+from ._udp_transactions import (
+    RequestBuilder,
+    UdpTrackerProtocol,
+    UdpTrackerStatistics,
+    UdpTransaction,
+    normalize_address,
 )
 
 CONNECTION_ID_TTL = 60.0
 
 
-@attrs.frozen
-class UdpTrackerStatistics:
-    """Counters of a :class:`UdpTrackerClient`."""
-
-    sent: int
-    received: int
-    retransmits: int
-    unmatched: int
-    malformed: int
-    pending: int
-    cached_connection_ids: int
-
-
-@attrs.define
-class _Pending:
-    addr: tuple[str, int]
-    event: trio.Event = attrs.Factory(trio.Event)
-    reply: bytes | None = None
-
-
 def _norm_host(host: str) -> str:
-    try:
-        ip = ipaddress.ip_address(host.split("%", 1)[0])
-    except ValueError:
-        return host
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        return str(ip.ipv4_mapped)
-    return str(ip)
+    return normalize_address((host, 0))[0]
 
 
 async def resolve_udp_url(url: str) -> tuple[SocketAddress, bytes]:
@@ -105,7 +71,8 @@ class UdpTrackerClient:
     """Announce and scrape over UDP through a datagram endpoint.
 
     Feed every datagram from a tracker to :meth:`datagram_received` (non-blocking). Up to
-    ``max_pending`` requests may be outstanding; more wait their turn.
+    ``max_pending`` requests may be outstanding; more wait their turn. The protocol state lives
+    in a pure :class:`UdpTrackerProtocol`; this shell sends its packets and sleeps to its deadlines.
     """
 
     def __init__(
@@ -117,117 +84,54 @@ class UdpTrackerClient:
         connection_id_ttl: float = CONNECTION_ID_TTL,
         max_pending: int = 1024,
         max_cached_connections: int = 1024,
-        clock: Callable[[], float] = trio.current_time,
     ) -> None:
         self._endpoint = endpoint
-        self.retransmit_base = retransmit_base
-        self.max_retransmits = max_retransmits
-        self.connection_id_ttl = connection_id_ttl
-        self._clock = clock
+        self.protocol = UdpTrackerProtocol(
+            retransmit_base=retransmit_base,
+            max_retransmits=max_retransmits,
+            connection_id_ttl=connection_id_ttl,
+            max_cached_connections=max_cached_connections,
+        )
         self._slots = trio.Semaphore(max_pending)
-        self._pending: dict[int, _Pending] = {}
-        self._conn_ids: dict[tuple[str, int], tuple[int, float]] = {}
-        self._max_cached = max_cached_connections
-        self._sent = self._received = self._retransmits = self._unmatched = self._malformed = 0
+        self._wake: dict[UdpTransaction, trio.Event] = {}
 
     def statistics(self) -> UdpTrackerStatistics:
         """A snapshot of the counters."""
-        return UdpTrackerStatistics(
-            self._sent,
-            self._received,
-            self._retransmits,
-            self._unmatched,
-            self._malformed,
-            len(self._pending),
-            len(self._conn_ids),
-        )
+        return self.protocol.statistics()
 
     def datagram_received(self, data: bytes, addr: SocketAddress) -> None:
         """Take one datagram from the socket (replies not awaited by anyone are counted, dropped)."""
-        tid = response_transaction_id(data)
-        if tid is None:
-            self._malformed += 1
-            return
-        pending = self._pending.get(tid)
-        if (
-            pending is None
-            or pending.reply is not None
-            or pending.addr != (_norm_host(addr[0]), addr[1])
-        ):
-            self._unmatched += 1
-            return
-        self._received += 1
-        pending.reply = bytes(data)
-        pending.event.set()
+        tx = self.protocol.receive(bytes(data), addr, trio.current_time())
+        if tx is not None:
+            event = self._wake.get(tx)
+            if event is not None:
+                event.set()
 
     def is_reply(self, data: bytes, addr: SocketAddress) -> bool:
         """True if ``data`` from ``addr`` answers one of our outstanding requests (for routing)."""
-        tid = response_transaction_id(data)
-        pending = None if tid is None else self._pending.get(tid)
-        return pending is not None and pending.addr == (_norm_host(addr[0]), addr[1])
+        return self.protocol.is_reply(data, addr)
 
-    def _new_tid(self) -> int:
-        while True:
-            tid = secrets.randbits(32)
-            if tid not in self._pending:
-                return tid
-
-    async def _exchange(
-        self, addr: SocketAddress, build: Callable[[int], bytes], n: int, url: str
-    ) -> UdpResponse | None:
-        """Send one request and wait ``retransmit_base * 2**n``; None on timeout."""
-        tid = self._new_tid()
-        pending = _Pending((_norm_host(addr[0]), addr[1]))
-        self._pending[tid] = pending
-        try:
-            await self._endpoint.sendto(build(tid), addr)
-            self._sent += 1
-            with trio.move_on_after(self.retransmit_base * 2**n):
-                await pending.event.wait()
-            if pending.reply is None:
-                return None
-            family = 6 if ":" in pending.addr[0] else 4
-            if len(pending.reply) == 8 and pending.reply[:4] == b"\x00\x00\x00\x01":
-                # opentracker's answer to a torrent it does not track: a bare announce header
-                raise TrackerFailure("tracker refused the announce (empty reply)", url=url)
-            try:
-                reply = decode_response(pending.reply, family)
-            except TrackerError as exc:
-                self._malformed += 1
-                raise TrackerProtocolError(exc.message, url=url) from exc
-            if isinstance(reply, UdpError):
-                self._conn_ids.pop(pending.addr, None)
-                raise TrackerFailure(reply.message, url=url)
-            return reply
-        finally:
-            del self._pending[tid]
-
-    async def _request(
-        self, url: str, addr: SocketAddress, build: Callable[[int, int], bytes]
-    ) -> UdpResponse:
-        key = (_norm_host(addr[0]), addr[1])
+    async def _request(self, url: str, addr: SocketAddress, build: RequestBuilder) -> UdpResponse:
         async with self._slots:
-            for n in range(self.max_retransmits + 1):
-                if n:
-                    self._retransmits += 1
-                cached = self._conn_ids.get(key)
-                now = self._clock()
-                if cached is None or cached[1] <= now:
-                    reply = await self._exchange(
-                        addr, lambda tid: encode_request(ConnectRequest(tid)), n, url
-                    )
-                    if reply is None:
-                        continue
-                    if not isinstance(reply, ConnectResponse):
-                        raise TrackerProtocolError("expected a connect response", url=url)
-                    if len(self._conn_ids) >= self._max_cached:
-                        self._conn_ids.pop(next(iter(self._conn_ids)))
-                    cached = (reply.connection_id, self._clock() + self.connection_id_ttl)
-                    self._conn_ids[key] = cached
-                reply = await self._exchange(addr, functools.partial(build, cached[0]), n, url)
-                if reply is not None:
-                    return reply
-            raise TrackerTimeout(f"no reply after {self.max_retransmits + 1} attempts", url=url)
+            tx = self.protocol.start(addr, url, build, trio.current_time())
+            try:
+                while not tx.done:
+                    event = self._wake[tx] = trio.Event()
+                    packet = tx.take_outgoing()
+                    if packet is not None:
+                        await self._endpoint.sendto(packet, addr)
+                    if not event.is_set():
+                        with trio.move_on_at(tx.deadline):
+                            await event.wait()
+                    if not event.is_set():
+                        self.protocol.timeout(tx, trio.current_time())
+            finally:
+                self._wake.pop(tx, None)
+                self.protocol.abandon(tx)
+            if tx.error is not None:
+                raise tx.error
+            assert tx.result is not None
+            return tx.result
 
     async def announce(self, url: str, request: AnnounceRequest) -> AnnounceResponse:
         """Announce to the UDP tracker at ``url``; raises a :class:`TrackerError` on failure."""

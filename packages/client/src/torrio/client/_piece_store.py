@@ -65,8 +65,16 @@ class PieceStore:
     async def write_block(
         self, piece: int, offset: int, data: bytes | memoryview, peer: Hashable
     ) -> None:
-        """Hand a block to storage (waits while the write cache is full)."""
-        await self.storage.write_block(piece, offset, data, peer)
+        """Hand a block to storage (waits only while the write cache is full).
+
+        The common path does not yield: a batch of blocks from one socket read is stored without a
+        scheduler round trip per block (the caller's next checkpoint starts any hashing).
+        """
+        storage = self.storage
+        try:
+            storage.write_block_nowait(piece, offset, data, peer)
+        except trio.WouldBlock:
+            await storage.write_block(piece, offset, data, peer)
 
     async def read_block(self, piece: int, offset: int, length: int) -> bytes:
         """Bytes of a verified piece, to upload."""

@@ -145,3 +145,29 @@ async def test_ssrf_guard_blocks_local_non_announce_paths_and_redirects(base: st
 async def test_unsupported_scheme(client: HttpTrackerClient) -> None:
     with pytest.raises(TrackerBlocked):
         await client.announce("ftp://example/announce", REQ)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "udp://[::1/announce",
+        "http://[bad/announce",
+        "udp://127.0.0.1:99999/announce",
+        "udp://127.0.0.1/announce",
+        "http://exa mple.invalid/announce",
+        "http://" + "a" * 300 + ".invalid/announce",
+        "udp://" + "a" * 300 + ".invalid:80/announce",
+        "gopher://x/announce",
+        "http://127.0.0.1:1/announce",  # nothing listens there
+    ],
+)
+async def test_hostile_tracker_urls_raise_only_tracker_errors(url: str) -> None:
+    from torrio.tracker import open_tracker_client
+
+    async with open_tracker_client(
+        allow_local=True, http_timeout=3, retransmit_base=0.1, max_retransmits=0
+    ) as c:
+        with pytest.raises(TrackerError):
+            await c.announce(url, REQ)
+        with pytest.raises(TrackerError):
+            await c.scrape(url, [b"\x00" * 20])

@@ -19,6 +19,13 @@ from ._types import AnnounceRequest, AnnounceResponse, Event, ScrapeEntry, Scrap
 from ._udp_client import SocketEndpoint, UdpTrackerClient, bind_udp_socket, pump_datagrams
 
 
+def _scheme(url: str) -> str:
+    try:
+        return urllib.parse.urlsplit(url).scheme
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        raise TrackerBlocked("malformed tracker URL", url=url) from None
+
+
 class TrackerClient:
     """Dispatches announces and scrapes to the HTTP or UDP client by URL scheme."""
 
@@ -28,7 +35,7 @@ class TrackerClient:
 
     async def announce(self, url: str, request: AnnounceRequest) -> AnnounceResponse:
         """Announce to ``url`` (http, https or udp)."""
-        scheme = urllib.parse.urlsplit(url).scheme
+        scheme = _scheme(url)
         if scheme in ("http", "https"):
             return await self.http.announce(url, request)
         if scheme == "udp":
@@ -39,7 +46,7 @@ class TrackerClient:
 
     async def scrape(self, url: str, info_hashes: Sequence[bytes]) -> ScrapeResponse:
         """Scrape ``info_hashes`` at the tracker whose announce URL is ``url``."""
-        scheme = urllib.parse.urlsplit(url).scheme
+        scheme = _scheme(url)
         if scheme == "udp":
             if self.udp is None:
                 raise TrackerBlocked("no UDP endpoint for udp:// trackers", url=url)

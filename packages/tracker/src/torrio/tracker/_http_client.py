@@ -77,13 +77,17 @@ class HttpTrackerClient:
                 infos = await trio.socket.getaddrinfo(
                     host, request.url.port or 80, type=socket.SOCK_STREAM
                 )
-            except OSError as exc:
+            except (OSError, UnicodeError) as exc:
                 raise TrackerError(f"cannot resolve {host}: {exc}", url=url) from exc
             addresses = [ipaddress.ip_address(str(i[4][0]).split("%", 1)[0]) for i in infos]
         check_ssrf(url, addresses, allow_local=False)
 
     async def _get(self, url: str, tracker: str) -> bytes:
-        if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
+        try:
+            scheme = urllib.parse.urlsplit(url).scheme
+        except ValueError:
+            raise TrackerBlocked("malformed tracker URL", url=tracker) from None
+        if scheme not in ("http", "https"):
             raise TrackerBlocked("not an http(s):// tracker URL", url=tracker)
         body = bytearray()
         try:
@@ -101,7 +105,8 @@ class HttpTrackerClient:
             raise TrackerTimeout(f"no response within {self.timeout} s", url=tracker) from None
         except httpx.TooManyRedirects as exc:
             raise TrackerError(f"too many redirects: {exc}", url=tracker) from exc
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpx.InvalidURL, ValueError, OSError) as exc:
+            # ValueError/UnicodeError: URLs httpx cannot encode; OSError: socket-level failures
             raise TrackerError(f"{type(exc).__name__}: {exc}", url=tracker) from exc
         return bytes(body)
 

@@ -47,7 +47,10 @@ def _norm_host(host: str) -> str:
 
 async def resolve_udp_url(url: str) -> tuple[SocketAddress, bytes]:
     """Resolve ``udp://host:port/path?query`` to an address and the BEP 41 URL data."""
-    parts = urllib.parse.urlsplit(url)
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:
+        raise TrackerBlocked("malformed tracker URL", url=url) from None
     if parts.scheme != "udp" or not parts.hostname:
         raise TrackerBlocked("not a udp:// tracker URL", url=url)
     try:
@@ -58,7 +61,7 @@ async def resolve_udp_url(url: str) -> tuple[SocketAddress, bytes]:
         raise TrackerBlocked("udp:// tracker URL without a port", url=url)
     try:
         infos = await trio.socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_DGRAM)
-    except OSError as exc:
+    except (OSError, UnicodeError) as exc:  # UnicodeError: a host name IDNA cannot encode
         raise TrackerError(f"cannot resolve {parts.hostname}: {exc}", url=url) from exc
     if not infos:
         raise TrackerError(f"cannot resolve {parts.hostname}", url=url)
@@ -119,7 +122,10 @@ class UdpTrackerClient:
                     event = self._wake[tx] = trio.Event()
                     packet = tx.take_outgoing()
                     if packet is not None:
-                        await self._endpoint.sendto(packet, addr)
+                        try:
+                            await self._endpoint.sendto(packet, addr)
+                        except OSError as exc:  # unreachable network, wrong family ...
+                            raise TrackerError(f"cannot send: {exc}", url=url) from exc
                     if not event.is_set():
                         with trio.move_on_at(tx.deadline):
                             await event.wait()

@@ -239,3 +239,25 @@ async def test_v2_torrent_without_piece_layers_is_refused() -> None:
     async with open_disk_manager() as dm:
         with pytest.raises(DiskError):
             await dm.add_torrent(t, MemoryFileSystem())
+
+
+async def test_regression_several_writers_waiting_for_room_all_wake() -> None:
+    t = build_torrent({"f": rand(8 * BLOCK, 4)}, piece_length=2 * BLOCK)
+    fs = BlockingFileSystem()
+    async with open_disk_manager(write_cache_bytes=2 * BLOCK) as dm:
+        storage = await dm.add_torrent(t, fs, event_buffer=100)
+        for off, data in t.blocks(0):
+            await storage.write_block(0, off, data)
+        done: list[int] = []
+
+        async def writer(piece: int) -> None:
+            await storage.write_block(piece, *t.blocks(piece)[0])
+            done.append(piece)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(writer, 1)
+            nursery.start_soon(writer, 2)
+            await trio.testing.wait_all_tasks_blocked()
+            assert dm.statistics().writers_waiting == 2
+            fs.gate.set()
+        assert sorted(done) == [1, 2]

@@ -380,10 +380,12 @@ class TorrentStorage:
         """
         while self._finishing or self._in_flight:
             if self._finishing:
-                self._finished = trio.Event()
+                if self._finished.is_set():  # several tasks may wait on the same event
+                    self._finished = trio.Event()
                 await self._finished.wait()
             else:
-                self._idle = trio.Event()
+                if self._idle.is_set():  # several tasks may wait on the same event
+                    self._idle = trio.Event()
                 await self._idle.wait()
         await trio.lowlevel.checkpoint()
 
@@ -507,7 +509,8 @@ class TorrentStorage:
             gate = self._gate = trio.Event()
             try:
                 while self._in_flight:
-                    self._idle = trio.Event()
+                    if self._idle.is_set():  # several tasks may wait on the same event
+                        self._idle = trio.Event()
                     await self._idle.wait()
                 yield
             finally:
@@ -1067,7 +1070,8 @@ class DiskManager:
             raise DiskError("torrent is not in this DiskManager")
         storage._removed = True  # no new blocks from now on
         while storage._finishing:
-            storage._finished = trio.Event()
+            if storage._finished.is_set():  # several tasks may wait on the same event
+                storage._finished = trio.Event()
             await storage._finished.wait()
         if delete_files:
             await storage.delete_files()
@@ -1117,7 +1121,8 @@ class DiskManager:
                 if victim is not None:
                     await victim[0]._flush_partial(victim[1])
                 else:
-                    self._space = trio.Event()
+                    if self._space.is_set():  # several tasks may wait on the same event
+                        self._space = trio.Event()
                     await self._space.wait()
         finally:
             self._waiting -= 1

@@ -7,6 +7,7 @@ import random
 from collections.abc import Iterable, Sequence
 
 import attrs
+import trio
 
 from torrio.tracker import Event
 
@@ -167,8 +168,12 @@ class MemoryStore:
     async def purge(self, *, now: float) -> int:
         """See :meth:`Store.purge`."""
         dropped = 0
-        for h in list(self._swarms):
-            swarm = self._swarms[h]
+        for i, h in enumerate(list(self._swarms)):
+            if i % 1000 == 999:  # a million swarms must not stall every announce for a second
+                await trio.lowlevel.checkpoint()
+            swarm = self._swarms.get(h)
+            if swarm is None:
+                continue
             dropped += swarm.purge(now)
             if not swarm.ids:
                 del self._swarms[h]

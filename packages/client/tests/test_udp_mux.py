@@ -9,7 +9,7 @@ import pytest
 import trio
 
 from torrio.client._errors import ClientError
-from torrio.client._udp_mux import DEFAULT_UDP_BUFFER, UdpMux, open_udp_mux
+from torrio.client._udp_mux import DEFAULT_UDP_BUFFER, UdpMux, open_udp_mux, open_udp_stack
 from torrio.core import PeerAddr, SocketAddress
 from torrio.dht import key_for, open_node
 from torrio.tracker import (
@@ -246,3 +246,52 @@ async def test_dht_utp_and_tracker_share_one_port() -> None:
         s = mux.statistics()
         assert s.dht >= 2 and s.utp >= 2 and s.tracker == 2
         assert s.handler_errors == 0
+
+
+async def test_udp_stack_opens_and_registers_the_consumers(tmp_path: Path) -> None:
+    async with (
+        open_node(host="127.0.0.1") as router,
+        open_udp_stack(
+            "127.0.0.1",
+            0,
+            dht_bootstrap=[f"127.0.0.1:{router.port}"],
+            dht_state=tmp_path / "dht.state",
+        ) as a,
+        open_udp_stack("127.0.0.1", 0, dht_bootstrap=[("127.0.0.1", router.port)]) as b,
+        trio.open_nursery() as nursery,
+    ):
+        assert a.utp is not None and b.utp is not None and a.dht is not None and b.dht is not None
+        assert a.dht6 is None
+        assert a.mux.handler("utp") is a.utp and a.mux.handler("dht", 4) is a.dht
+        with trio.fail_after(20):
+            while a.dht.statistics().routing_table.nodes < 1:  # noqa: ASYNC110 (no event)
+                await trio.sleep(0.01)
+            await a.dht.announce(key_for("stack"), port=a.mux.port)
+            found = [p async for p in b.dht.get_peers(key_for("stack"))]
+            assert PeerAddr("127.0.0.1", a.mux.port) in found
+
+            async def accept_one() -> None:
+                assert b.utp is not None
+                async for s in b.utp.accept():
+                    await s.aclose()
+                    return
+
+            nursery.start_soon(accept_one)
+            stream = await a.utp.connect(b.mux.local_address())
+            await stream.aclose()
+    assert (tmp_path / "dht.state").exists()
+
+
+async def test_udp_stack_without_utp_or_dht_drops_their_datagrams() -> None:
+    async with open_udp_stack("127.0.0.1", 0, utp=False, dht=False) as stack:
+        assert (stack.utp, stack.dht, stack.dht6) == (None, None, None)
+        stack.mux.dispatch(b"d1:ae", ("127.0.0.1", 1))
+        stack.mux.dispatch(_syn(), ("127.0.0.1", 1))
+        assert stack.mux.statistics().no_handler == 2
+
+
+async def test_udp_stack_ipv6_gets_its_own_dht_node() -> None:
+    async with open_udp_stack("127.0.0.1", 0, host6="::1", utp=False) as stack:
+        assert stack.dht is not None and stack.dht6 is not None
+        assert stack.mux.handler("dht", 6) is stack.dht6
+        assert stack.dht6.local_addr == stack.mux.local_address(6)

@@ -23,15 +23,23 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import os
 import socket as stdsocket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Final, Literal, cast
 
 import attrs
 import trio
 
 from torrio.core import DatagramHandler, SocketAddress
-from torrio.utp import UtpConfig, is_utp_datagram, window_for_socket_buffer
+from torrio.dht import Node, open_node
+from torrio.utp import (
+    UtpConfig,
+    UtpSocket,
+    is_utp_datagram,
+    open_utp_socket,
+    window_for_socket_buffer,
+)
 
 from ._errors import ClientError
 
@@ -375,3 +383,67 @@ async def open_udp_mux(
     finally:
         for s in socks.values():
             s.close()
+
+
+@attrs.define
+class UdpStack:
+    """What a session runs on its UDP port: the mux, and the consumers it opened on it."""
+
+    mux: UdpMux
+    utp: UtpSocket | None
+    """The uTP socket (None when the transport is ``tcp``)."""
+    dht: Node | None
+    """The IPv4 DHT node (None with ``--no-dht``, or for an IPv6-only mux)."""
+    dht6: Node | None
+    """The IPv6 DHT node (when the mux has an IPv6 socket and the DHT is on)."""
+
+
+@contextlib.asynccontextmanager
+async def open_udp_stack(
+    host: str = "0.0.0.0",
+    port: int = 0,
+    *,
+    host6: str | None = None,
+    utp: bool = True,
+    utp_config: UtpConfig | None = None,
+    dht: bool = True,
+    dht_bootstrap: Sequence[tuple[str, int] | str] = (),
+    dht_state: str | os.PathLike[str] | None = None,
+    buffer_size: int | None = DEFAULT_UDP_BUFFER,
+) -> AsyncIterator[UdpStack]:
+    """Open the mux on ``host:port`` (and ``host6``), a uTP socket (``utp``) and DHT nodes
+    (``dht``, one per family, joining through ``dht_bootstrap``: ``(host, port)`` pairs or
+    ``"HOST:PORT"`` strings; routing table saved to and restored from ``dht_state`` (IPv4) and
+    ``dht_state + ".6"`` (IPv6)), each registered on the mux. The nodes join in the background.
+
+    The UDP tracker client is the caller's to register: ``stack.mux.register("tracker", udp)``.
+    """
+    async with contextlib.AsyncExitStack() as stack:
+        mux = await stack.enter_async_context(
+            open_udp_mux(host, port, host6=host6, buffer_size=buffer_size)
+        )
+        sock: UtpSocket | None = None
+        if utp:
+            sock = await stack.enter_async_context(
+                open_utp_socket(endpoint=mux, config=mux.utp_config(utp_config))
+            )
+            mux.register("utp", sock)
+        nodes: dict[int, Node] = {}
+        if dht:
+            for fam in mux.families:
+                state = dht_state
+                if state is not None and fam == 6:
+                    state = os.fspath(state) + ".6"
+                node = await stack.enter_async_context(
+                    open_node(
+                        endpoint=mux,
+                        local_addr=mux.local_address(fam),
+                        bootstrap=list(dht_bootstrap),
+                        state=state,
+                        wait_joined=False,
+                    )
+                )
+                # registered before any checkpoint: no reply to the bootstrap can be missed
+                mux.register("dht", node, family=fam)
+                nodes[fam] = node
+        yield UdpStack(mux, sock, nodes.get(4), nodes.get(6))

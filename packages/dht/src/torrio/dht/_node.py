@@ -194,26 +194,32 @@ class Node:
         cancelled; :func:`open_node` starts it, and so can a caller that built the node itself."""
         task_status.started()
         proto = self.protocol
+        receive_nowait = self._in_recv.receive_nowait
+        burst = 0
         while True:
             await self._flush()
-            with trio.CancelScope(deadline=proto.next_deadline()) as scope:
-                self._scope = scope
-                data, src = await self._in_recv.receive()
-                addr = _peer(src)
-                if addr is not None:
-                    proto.receive(data, addr, trio.current_time())
-                while True:
-                    try:
-                        data, src = self._in_recv.receive_nowait()
-                    except trio.WouldBlock:
-                        break
-                    addr = _peer(src)
-                    if addr is not None:
-                        proto.receive(data, addr, trio.current_time())
-            self._scope = None
             now = trio.current_time()
             if now >= proto.next_deadline():
                 proto.tick(now)
+                continue
+            try:
+                data, src = receive_nowait()
+                burst += 1
+                if burst >= 64:  # a long backlog must not starve the other tasks
+                    burst = 0
+                    await trio.lowlevel.checkpoint()
+            except trio.WouldBlock:
+                burst = 0
+                # nothing queued: sleep until a datagram, the next timer, or a poke
+                with trio.CancelScope(deadline=proto.next_deadline()) as scope:
+                    self._scope = scope
+                    data, src = await self._in_recv.receive()
+                self._scope = None
+                if scope.cancelled_caught:
+                    continue
+            addr = _peer(src)
+            if addr is not None:
+                proto.receive(data, addr, trio.current_time())
 
     # ------------------------------------------------------------ lookups
 

@@ -5,7 +5,7 @@
 Rows: our UtpStream with 4 MiB socket buffers and with the OS default buffers (both with the
 standard 1400-byte payloads), and with 16 KiB payloads (what path-MTU discovery would find on
 loopback, whose MTU is 64 KiB; not the default); libtorrent to
-libtorrent over uTP only (two sessions, 4 MiB socket buffers); plain trio TCP. For each: MiB/s
+libtorrent over uTP only (two sessions, 4 MiB and default socket buffers); plain trio TCP. For each: MiB/s
 and CPU seconds per GiB (sender + receiver). The ratio printed last is ours (4 MiB buffers)
 over libtorrent's uTP; the target is >= 0.5.
 """
@@ -26,6 +26,18 @@ from typing import Any
 import trio
 
 CHUNK = 1 << 20
+
+
+def _udp_drops() -> int:
+    """Kernel-wide UDP receive-buffer drops so far (Linux), or -1."""
+    try:
+        lines = [ln.split() for ln in Path("/proc/net/snmp").read_text().splitlines()]
+    except OSError:
+        return -1
+    udp = [ln for ln in lines if ln and ln[0] == "Udp:"]
+    if len(udp) < 2:
+        return -1
+    return int(dict(zip(udp[0], udp[1], strict=False)).get("RcvbufErrors", -1))
 
 
 def _cpu() -> float:
@@ -248,19 +260,27 @@ def main() -> int:
 
     size = args.size * 2**20
     rows: list[tuple[str, dict[str, Any]]] = []
-    rows.append(("torrio UtpStream, 4 MiB socket buffers", bench_utp(size, False)))
-    rows.append(("torrio UtpStream, default socket buffers", bench_utp(size, True)))
-    rows.append(
-        ("torrio UtpStream, 4 MiB, 16 KiB payloads (lo MTU)", bench_utp(size, False, 16384))
-    )
+
+    def row(name: str, fn: Any, *a: Any) -> dict[str, Any]:
+        before = _udp_drops()
+        r: dict[str, Any] = fn(*a)
+        r["note"] = f"{r['note']} udp_drops={_udp_drops() - before}".strip()
+        rows.append((name, r))
+        return r
+
+    row("torrio UtpStream, 4 MiB socket buffers", bench_utp, size, False)
+    row("torrio UtpStream, default socket buffers", bench_utp, size, True)
+    row("torrio UtpStream, 4 MiB, 16 KiB payloads (lo MTU)", bench_utp, size, False, 16384)
     lt_row = None
     if not args.skip_libtorrent:
         try:
-            lt_row = bench_libtorrent(size, 4 << 20)
-            rows.append(("libtorrent -> libtorrent uTP, 4 MiB buffers", lt_row))
+            lt_row = row(
+                "libtorrent -> libtorrent uTP, 4 MiB buffers", bench_libtorrent, size, 4 << 20
+            )
+            row("libtorrent -> libtorrent uTP, default buffers", bench_libtorrent, size, None)
         except ImportError:
             print("libtorrent not installed: skipping the reference", file=sys.stderr)
-    rows.append(("trio TCP stream", bench_tcp(size)))
+    row("trio TCP stream", bench_tcp, size)
 
     print(f"bench_utp: {args.size} MiB one way on loopback (one process to another)")
     print(f"{'':52} {'MiB/s':>8} {'CPU s/GiB':>10}")
@@ -271,6 +291,7 @@ def main() -> int:
         print(f"ratio torrio uTP / libtorrent uTP: {ours / lt_row['rate']:.2f} (target >= 0.50)")
     print(f"ratio torrio uTP / trio TCP: {ours / rows[-1][1]['rate']:.2f}")
     print(f"default-buffer run / 4 MiB run: {rows[1][1]['rate'] / ours:.2f}")
+    print("(udp_drops counts every UDP receive-buffer drop on the machine during that row)")
     return 0
 
 

@@ -230,7 +230,9 @@ class UtpSocket:
                 )
                 if conn._ack_now:
                     self._ack_urgent = True
-                self._after_input(fast)
+                # readers, writers and events are notified by the service task's flush
+                self._dirty[id(fast)] = fast
+                self._wake.set()
                 return
         try:
             pkt = decode_packet(data)

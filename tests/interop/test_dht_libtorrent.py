@@ -101,6 +101,20 @@ async def test_peers_both_ways() -> None:
 
         await ses.wait_alert(has_us, timeout=30)
 
+        # BEP 51: libtorrent samples the keys one of our nodes stores
+        holder = max(nodes, key=lambda n: n.statistics().stored_keys)
+        ses.session.dht_sample_infohashes(("127.0.0.1", holder.port), lt.sha1_hash(key2.value))
+
+        def sampled(a: Any) -> bool:
+            return (
+                type(a).__name__ == "dht_sample_infohashes_alert"
+                and a.endpoint[1] == holder.port
+                and key2.value in [bytes(h.to_bytes()) for h in a.samples]
+            )
+
+        alert = await ses.wait_alert(sampled, timeout=30)
+        assert alert.num_infohashes >= 1
+
 
 async def test_items_both_ways() -> None:
     async with swarm() as (nodes, ses):

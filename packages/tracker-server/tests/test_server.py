@@ -295,3 +295,30 @@ async def test_default_dual_stack_client_socket_reaches_an_ipv4_tracker() -> Non
     async with open_tracker_server() as srv, open_tracker_client(retransmit_base=0.5) as c:
         await c.announce(srv.udp_url, req(1))
         assert (await c.announce(srv.udp_url, req(2))).peers == (PeerAddr("127.0.0.1", 10001),)
+
+
+def _url(scheme: str, addr: tuple[str, int]) -> str:
+    host = f"[{addr[0]}]" if ":" in addr[0] else addr[0]
+    return f"{scheme}://{host}:{addr[1]}/announce"
+
+
+async def test_one_tracker_on_ipv4_and_ipv6_serves_both_families(client: TrackerClient) -> None:
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as s:
+            s.bind(("::1", 0))
+    except OSError:
+        pytest.skip("no IPv6 loopback here")
+    async with open_tracker_server(hosts=("127.0.0.1", "::1")) as srv:
+        v4_http, v6_http = (_url("http", a) for a in srv.addresses.http)
+        v4_udp, v6_udp = (_url("udp", a) for a in srv.addresses.udp)
+        async with open_tracker_client(allow_local=True, retransmit_base=0.5) as dual:
+            await dual.announce(v4_udp, req(1))
+            await dual.announce(v6_udp, req(2))
+            both = await dual.announce(v6_http, req(3))  # HTTP: v4 in "peers", v6 in "peers6"
+            assert set(both.peers) == {PeerAddr("127.0.0.1", 10001), PeerAddr("::1", 10002)}
+            only6 = await dual.announce(v6_udp, req(4))  # UDP answers in the tracker's family
+            assert set(only6.peers) == {PeerAddr("::1", 10002), PeerAddr("::1", 10003)}
+            only4 = await dual.announce(v4_udp, req(5))
+            assert set(only4.peers) == {PeerAddr("127.0.0.1", 10001)}
+            counts = await dual.scrape(v4_http, [IH])
+            assert counts.files[IH].incomplete == 5

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 import trio
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from torrio.client._errors import ClientError
 from torrio.client._udp_mux import DEFAULT_UDP_BUFFER, UdpMux, open_udp_mux, open_udp_stack
@@ -295,3 +297,27 @@ async def test_udp_stack_ipv6_gets_its_own_dht_node() -> None:
         assert stack.dht is not None and stack.dht6 is not None
         assert stack.mux.handler("dht", 6) is stack.dht6
         assert stack.dht6.local_addr == stack.mux.local_address(6)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.binary(max_size=64), max_size=20))
+def test_any_datagram_is_routed_or_counted(datagrams: list[bytes]) -> None:
+    """Hostile input: every datagram lands in exactly one counter; nothing raises."""
+
+    async def main() -> None:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.bind(("127.0.0.1", 0))
+        mux = UdpMux({4: sock})
+        try:
+            for route in ("dht", "utp", "tracker"):
+                mux.register(route, Recorder())
+            for d in datagrams:
+                mux.dispatch(d, ("127.0.0.1", 1))
+            s = mux.statistics()
+            assert s.received == len(datagrams)
+            assert s.dht + s.utp + s.tracker + s.dropped + s.no_handler == s.received
+            assert s.handler_errors == 0
+        finally:
+            sock.close()
+
+    trio.run(main)

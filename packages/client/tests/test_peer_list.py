@@ -73,3 +73,46 @@ def test_incoming_connection_is_remembered() -> None:
     pl.disconnected(L1, 1.0)
     assert pl.candidates(1.0, 5) == []
     assert pl.candidates(100.0, 5) == [L1]
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_addrs = st.builds(
+    PeerAddr, st.sampled_from(["10.0.0.1", "8.8.8.8", "127.0.0.1"]), st.integers(1, 6)
+)
+_ops = st.lists(
+    st.tuples(
+        st.sampled_from(["add", "cand", "fail", "conn", "disc", "ban", "forget"]),
+        _addrs,
+        st.floats(0, 5),
+    ),
+    max_size=60,
+)
+
+
+@settings(max_examples=60)
+@given(_ops)
+def test_invariants_under_random_operations(ops: list[tuple[str, PeerAddr, float]]) -> None:
+    pl = PeerList(max_size=5, max_failures=3)
+    now = 0.0
+    for op, addr, dt in ops:
+        now += dt
+        if op == "add":
+            pl.add(addr, "tracker", now)
+        elif op == "cand":
+            for a in pl.candidates(now, 3):
+                assert not pl.is_banned(a)
+        elif op == "fail":
+            pl.failed(addr, now)
+        elif op == "conn":
+            pl.connected(addr, "incoming", now)
+        elif op == "disc":
+            pl.disconnected(addr, now)
+        elif op == "ban":
+            pl.ban(addr)
+        else:
+            pl.forget(addr)
+        assert len(pl) <= 5
+        assert all(e.failures < 3 for e in pl)
+        assert not any(pl.is_banned(e.addr) for e in pl)

@@ -97,6 +97,9 @@ class PeerList:
             self._banned_addrs.add(addr)
         else:
             self._banned_ips.add(addr.ip)
+            # every other port of that IP goes too
+            for other in [a for a in self._peers if a.ip == addr.ip]:
+                del self._peers[other]
         if peer_id is not None:
             self._banned_ids.add(peer_id)
         self._peers.pop(addr, None)
@@ -190,6 +193,10 @@ class PeerList:
         e.next_attempt = now + min(
             self.max_backoff, self.base_backoff * 2 ** max(0, e.failures - 1)
         )
+
+    def forget(self, addr: PeerAddr) -> None:
+        """Drop ``addr`` (e.g. an incoming peer's ephemeral port, which cannot be dialled)."""
+        self._peers.pop(addr, None)
 
     def statistics(self) -> PeerListStatistics:
         """A snapshot for status displays."""

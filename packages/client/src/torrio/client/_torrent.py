@@ -728,13 +728,11 @@ class TorrentRuntime:
         if self.picker is not None:
             self.picker.remove_peer(peer)
         self.choker.remove(peer)
-        if not self.peer_list.is_banned(peer.addr):
-            if peer.incoming:
-                # we cannot dial an incoming peer's ephemeral port: forget it
-                entry = self.peer_list.get(peer.addr)
-                if entry is not None and entry.source == SOURCE_INCOMING:
-                    self.peer_list.failed(peer.addr, trio.current_time())
-                    self.peer_list.failed(peer.addr, trio.current_time())
+        entry = self.peer_list.get(peer.addr)
+        if entry is not None and entry.source == SOURCE_INCOMING:
+            # an incoming peer's address has an ephemeral port we cannot dial: forget it
+            self.peer_list.forget(peer.addr)
+        elif not self.peer_list.is_banned(peer.addr):
             self.peer_list.disconnected(
                 peer.addr, trio.current_time(), seed=peer.is_seed or peer.upload_only
             )

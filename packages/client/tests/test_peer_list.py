@@ -116,3 +116,12 @@ def test_invariants_under_random_operations(ops: list[tuple[str, PeerAddr, float
         assert len(pl) <= 5
         assert all(e.failures < 3 for e in pl)
         assert not any(pl.is_banned(e.addr) for e in pl)
+
+
+def test_regression_ban_by_ip_drops_other_ports_of_that_ip() -> None:
+    pl = PeerList()
+    pl.add(PeerAddr("8.8.8.8", 1), "tracker", 0.0)
+    pl.add(PeerAddr("8.8.8.8", 2), "tracker", 0.0)
+    pl.ban(PeerAddr("8.8.8.8", 1))
+    assert len(pl) == 0
+    assert pl.candidates(0.0, 10) == []

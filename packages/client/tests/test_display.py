@@ -42,6 +42,8 @@ def test_rich_display_renders() -> None:
         d.update([status(30)], [[FileStatus(0, "x/a", 10, 5, 4)]])
     out = buf.getvalue()
     assert "downloading" in out and "x/a" in out
+    # regression: the rates line after the bar used to vanish (a bare ProgressBar ends no line)
+    assert "ETA 1:05" in out and "peers 2 (1 seeds)" in out
 
 
 async def test_event_hub_bounded_and_closable() -> None:

@@ -109,7 +109,13 @@ class TorrentDisplay:
                 f"ETA {format_eta(st.eta)}   peers {st.peers} ({st.seeds} seeds)"
                 + (f"   error: {st.error}" if st.error else "")
             )
-            parts += [head, bar, info]
+            # a grid gives each renderable its own line (a bare ProgressBar ends without one)
+            grid = Table.grid(expand=True)
+            grid.add_column(ratio=1)
+            grid.add_row(head)
+            grid.add_row(bar)
+            grid.add_row(info)
+            parts.append(grid)
             if self.verbose and files:
                 table = Table(show_header=True, header_style="bold", box=None, padding=(0, 1))
                 table.add_column("file")

@@ -14,7 +14,7 @@ from torrio.client._dht_source import (
     DhtPeerSource,
     next_round_in,
 )
-from torrio.client._udp_mux import open_udp_mux
+from torrio.client._udp_mux import open_udp_mux, open_udp_stack
 from torrio.core import InfoHash, PeerAddr
 from torrio.dht import DhtConfig, DhtProtocol, Node, open_node
 from torrio.testing.dht_sim import build_dht
@@ -213,3 +213,26 @@ async def test_two_sessions_find_each_other_through_their_muxes() -> None:
             assert await b.run_round()
         assert PeerAddr("127.0.0.1", mux_a.port) in found
         assert mux_a.statistics().dht > 0 and mux_b.statistics().dht > 0
+
+
+async def test_one_source_over_ipv4_and_ipv6_nodes() -> None:
+    async with open_udp_stack("127.0.0.1", 0, host6="::1", utp=False) as a:
+        port = a.mux.port
+        boot = [f"127.0.0.1:{port}", f"[::1]:{port}"]
+        async with open_udp_stack("127.0.0.1", 0, host6="::1", utp=False, dht_bootstrap=boot) as b:
+            assert b.dht is not None and b.dht6 is not None
+            with trio.fail_after(20):
+                await b.dht.bootstrap([PeerAddr("127.0.0.1", port)])
+                await b.dht6.bootstrap([PeerAddr("::1", port)])
+                src_a = DhtPeerSource(
+                    [a.dht, a.dht6], V1, lambda p: None, port=port, wants_peers=lambda: False
+                )
+                assert await src_a.run_round()
+                assert src_a.statistics().announces == 2
+                found: list[PeerAddr] = []
+                src_b = DhtPeerSource(
+                    [b.dht, None, b.dht6], V1, found.append, port=1, announce=False
+                )
+                assert await src_b.run_round()
+            assert set(found) == {PeerAddr("127.0.0.1", port), PeerAddr("::1", port)}
+    assert not DhtPeerSource([], V1, found.append, port=1).enabled

@@ -44,7 +44,7 @@ class DhtSourceStatistics:
     """A snapshot of a :class:`DhtPeerSource`."""
 
     enabled: bool
-    """False for a private torrent."""
+    """False for a private torrent (or when no DHT node was given)."""
     rounds: int
     lookups: int
     """get_peers lookups run."""
@@ -65,7 +65,8 @@ class DhtSourceStatistics:
 class DhtPeerSource:
     """DHT peers and announces for one torrent. Make one per torrent; run it with :meth:`run`.
 
-    ``node`` is the session's :class:`torrio.dht.Node`; ``sink`` receives each discovered peer;
+    ``node`` is the session's :class:`torrio.dht.Node`, or several (one per address family:
+    ``[stack.dht, stack.dht6]``, Nones skipped), each asked in turn; ``sink`` receives each discovered peer;
     ``port`` is our listen port, announced explicitly unless ``implied_port``. ``wants_peers``
     (called before each round) says whether to look up peers and to use the faster interval;
     ``announce`` False looks up without announcing (e.g. a session that accepts no connections).
@@ -73,7 +74,7 @@ class DhtPeerSource:
 
     def __init__(
         self,
-        node: Node,
+        node: Node | Sequence[Node | None],
         info_hash: InfoHash,
         sink: PeerSink,
         *,
@@ -88,13 +89,15 @@ class DhtPeerSource:
         lookup_timeout: float = LOOKUP_TIMEOUT,
         max_peers_per_round: int = MAX_PEERS_PER_ROUND,
     ) -> None:
-        self.node = node
+        self.nodes: tuple[Node, ...] = (
+            (node,) if isinstance(node, Node) else tuple(n for n in node if n is not None)
+        )
         self.info_hash = info_hash
         self.wire_ids: Sequence[bytes] = info_hash.wire_ids()
         self._sink = sink
         self.port = port
         self.implied_port = implied_port
-        self.enabled = not private
+        self.enabled = not private and bool(self.nodes)
         self.announce = announce
         self.wants_peers = wants_peers
         self.interval = interval
@@ -153,15 +156,16 @@ class DhtPeerSource:
         reached = False
         if self.wants_peers():
             seen: set[PeerAddr] = set()
-            for wid in self.wire_ids:
-                reached |= await self._get_peers(wid, seen)
+            for node in self.nodes:
+                for wid in self.wire_ids:
+                    reached |= await self._get_peers(node, wid, seen)
         if self.announce:
             port = None if self.implied_port else self.port
-            for wid in self.wire_ids:
+            for node, wid in [(n, w) for n in self.nodes for w in self.wire_ids]:
                 self._announces += 1
                 with trio.move_on_after(self.lookup_timeout) as scope:
                     try:
-                        stored = await self.node.announce(wid, port)
+                        stored = await node.announce(wid, port)
                     except DhtError:
                         self._errors += 1
                         continue
@@ -172,9 +176,9 @@ class DhtPeerSource:
                 reached |= stored > 0
         return reached
 
-    async def _get_peers(self, wid: bytes, seen: set[PeerAddr]) -> bool:
+    async def _get_peers(self, node: Node, wid: bytes, seen: set[PeerAddr]) -> bool:
         self._lookups += 1
-        stream = self.node.get_peers(wid)
+        stream = node.get_peers(wid)
         try:
             with trio.move_on_after(self.lookup_timeout) as scope:
                 async for peer in stream:

@@ -51,3 +51,35 @@ async def test_libtorrent_seed_and_downloader_meet_through_our_tracker(
             assert status.num_complete >= 1 or status.list_seeds >= 1
         stats = srv.tracker.statistics()
         assert stats.announces >= 2
+
+
+def _ipv6_loopback() -> bool:
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+            s.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _ipv6_loopback(), reason="no IPv6 loopback here")
+@pytest.mark.parametrize("transport", ["http", "udp"])
+async def test_libtorrent_over_ipv6_through_our_tracker(tmp_path: Path, transport: str) -> None:
+    settings = {**SETTINGS, "listen_interfaces": "[::1]:0"}
+    async with open_tracker_server(config=CONFIG, hosts=("::1",)) as srv:
+        url = srv.http_url if transport == "http" else srv.udp_url
+        assert "[::1]" in url
+        data = make_random_file(tmp_path / "seed" / "payload.bin", 2 * 256 * 1024 + 7, seed=6)
+        torrent = ltx.create_torrent(data, piece_size=256 * 1024, version="v1", trackers=[url])
+        async with ltx.open_session(settings) as seed, ltx.open_session(settings) as leech:
+            seed.add_torrent(torrent, tmp_path / "seed", seed_mode=True)
+            await seed.wait_alert(lambda a: type(a).__name__ == "tracker_reply_alert", timeout=20)
+            handle = leech.add_torrent(torrent, tmp_path / "leech")
+            try:
+                await leech.wait_finished(handle, timeout=60)
+            except trio.TooSlowError:
+                swarms = await srv.tracker.swarms()
+                pytest.fail(f"download did not finish: {handle.status().progress=} {swarms=}")
+            assert (tmp_path / "leech" / "payload.bin").read_bytes() == data.read_bytes()

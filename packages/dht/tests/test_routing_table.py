@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import ipaddress
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from torrio.core import NodeId, NodeInfo, PeerAddr
 from torrio.dht import NodeState, RoutingTable
 from torrio.dht._routing_table import GOOD_INTERVAL
@@ -125,3 +128,39 @@ def test_verified_node_displaces_an_unverified_questionable_one() -> None:
     later = GOOD_INTERVAL + 1
     assert t.heard(far[2], later, replied=True, verified=True) is None
     assert t.get(far[2].addr) is not None and len([c for c in t.contacts() if c.id_int >> 159]) == 2
+
+
+ops = st.lists(
+    st.tuples(
+        st.sampled_from(["heard", "answered", "failed"]),
+        st.integers(0, 60),  # which of 61 addresses
+        st.integers(0, 7),  # which of 8 ids for that address
+    ),
+    max_size=200,
+)
+
+
+@given(ops)
+@settings(max_examples=60)
+def test_invariants_hold_under_any_sequence(seq: list[tuple[str, int, int]]) -> None:
+    t = RoutingTable(OWN, k=4, max_per_subnet=2)
+    now = 0.0
+    for op, a, i in seq:
+        now += 7.0
+        addr = PeerAddr(ipaddress.IPv4Address(0x0D000000 + (a % 7) * 256 + a), 6881)
+        n = NodeInfo(NodeId.from_int(((a * 131 + i * 7919) << 140) % (1 << 160) or 1), addr)
+        if op == "failed":
+            t.failed(addr, now)
+        else:
+            t.heard(n, now, replied=op == "answered")
+        contacts = list(t.contacts())
+        assert len(contacts) == len(t)
+        assert len({c.node.addr.ip for c in contacts}) == len(contacts)  # one per IP
+        assert len({c.id_int for c in contacts}) == len(contacts)
+        for b in t._buckets:
+            assert len(b.contacts) <= 4 and len(b.replacements) <= 4
+            per_subnet: dict[int, int] = {}
+            for c in b.contacts:
+                sn = int(c.node.addr.ip) >> 8
+                per_subnet[sn] = per_subnet.get(sn, 0) + 1
+            assert all(v <= 2 for v in per_subnet.values())

@@ -97,6 +97,21 @@ async def test_http_dict_form_and_index_page(client: TrackerClient) -> None:
             assert b"failure reason" in decode(raw)  # type: ignore[operator]
 
 
+async def test_full_scrape_without_info_hash(client: TrackerClient) -> None:
+    async with open_tracker_server() as srv:
+        await client.announce(srv.http_url, req(1))
+        await client.announce(srv.http_url, req(2, info_hash=b"\x07" * 20, left=0))
+        async with httpx.AsyncClient() as http:
+            body = (await http.get(srv.http_url.replace("/announce", "/scrape"))).content
+        top = decode(body)
+        assert isinstance(top, dict)
+        files = top[b"files"]
+        assert files == {
+            IH: {b"complete": 0, b"downloaded": 0, b"incomplete": 1},
+            b"\x07" * 20: {b"complete": 1, b"downloaded": 0, b"incomplete": 0},
+        }
+
+
 async def test_numwant_is_capped_and_interval_configurable(client: TrackerClient) -> None:
     cfg = TrackerConfig(interval=120, min_interval=30, max_numwant=5)
     async with open_tracker_server(config=cfg) as srv:

@@ -159,7 +159,17 @@ class Tracker:
         return outcome
 
     async def scrape(self, info_hashes: Sequence[bytes]) -> ScrapeResponse:
-        """Counts for ``info_hashes`` (capped at ``max_scrape``; whitelisted ones only)."""
+        """Counts for ``info_hashes`` (capped at ``max_scrape``; whitelisted ones only).
+
+        No info-hash at all is a full scrape: the first ``max_scrape`` live swarms.
+        """
+        if not info_hashes:
+            self._scrapes += 1
+            try:
+                rows = await self.store.swarms(now=self.clock(), limit=self.config.max_scrape)
+            except TrackerServerError as exc:
+                raise TrackerFailure(str(exc)) from exc
+            return ScrapeResponse({h: _entry(c) for h, c in rows})
         hashes = list(dict.fromkeys(info_hashes))[: self.config.max_scrape]
         wl = self.config.whitelist
         if wl is not None:

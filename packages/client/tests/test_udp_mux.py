@@ -7,13 +7,23 @@ from pathlib import Path
 
 import pytest
 import trio
+import trio.testing
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from torrio.client._errors import ClientError
-from torrio.client._udp_mux import DEFAULT_UDP_BUFFER, UdpMux, open_udp_mux, open_udp_stack
+from torrio.client._udp_mux import (
+    BOOTSTRAP_RETRY,
+    DEFAULT_UDP_BUFFER,
+    UdpMux,
+    _join,
+    open_udp_mux,
+    open_udp_stack,
+    resolve_bootstrap,
+)
 from torrio.core import PeerAddr, SocketAddress
-from torrio.dht import key_for, open_node
+from torrio.dht import DhtConfig, DhtProtocol, Node, key_for, open_node
+from torrio.testing.fakenet import open_fake_network
 from torrio.tracker import (
     AnnounceRequest,
     ConnectRequest,
@@ -321,3 +331,43 @@ def test_any_datagram_is_routed_or_counted(datagrams: list[bytes]) -> None:
             sock.close()
 
     trio.run(main)
+
+
+async def test_resolve_bootstrap_forms() -> None:
+    entries: list[tuple[str, int] | str] = [
+        "127.0.0.1:6881",
+        "[::1]:7000",
+        ("127.0.0.2", 1),
+        "localhost:6882",
+        "no-port",
+        "host:notaport",
+        "name.invalid:1",
+    ]
+    v4 = await resolve_bootstrap(entries, 4)
+    assert v4[:3] == [
+        PeerAddr("127.0.0.1", 6881),
+        PeerAddr("127.0.0.2", 1),
+        PeerAddr("127.0.0.1", 6882),
+    ]
+    assert PeerAddr("::1", 7000) in await resolve_bootstrap(entries, 6)
+
+
+async def test_join_retries_until_a_bootstrap_node_answers(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with open_fake_network(seed=9) as net, trio.open_nursery() as nursery:
+        ep = net.endpoint()
+        node = Node(DhtProtocol(None, config=DhtConfig(), now=trio.current_time()), ep, ep.addr)
+        ep.set_handler(node)
+        await nursery.start(node.run)
+        later = ("10.200.0.1", 6881)
+        nursery.start_soon(_join, node, [f"{later[0]}:{later[1]}"], 4)
+        await trio.sleep(BOOTSTRAP_RETRY / 2)
+        assert node.statistics().routing_table.nodes == 0
+        ep2 = net.endpoint(later)
+        other = Node(DhtProtocol(None, config=DhtConfig(), now=trio.current_time()), ep2, later)
+        ep2.set_handler(other)
+        await nursery.start(other.run)
+        await trio.sleep(BOOTSTRAP_RETRY)
+        assert node.statistics().routing_table.nodes == 1
+        nursery.cancel_scope.cancel()

@@ -31,7 +31,7 @@ from typing import Final, Literal, cast
 import attrs
 import trio
 
-from torrio.core import DatagramHandler, SocketAddress
+from torrio.core import CoreError, DatagramHandler, PeerAddr, SocketAddress
 from torrio.dht import Node, open_node
 from torrio.utp import (
     UtpConfig,
@@ -398,6 +398,56 @@ class UdpStack:
     """The IPv6 DHT node (when the mux has an IPv6 socket and the DHT is on)."""
 
 
+BOOTSTRAP_RETRY: Final = 30.0
+"""Seconds before a DHT node that found nobody tries its bootstrap nodes again (doubling)."""
+BOOTSTRAP_RETRY_MAX: Final = 600.0
+
+
+async def resolve_bootstrap(
+    entries: Sequence[tuple[str, int] | str], family: int
+) -> list[PeerAddr]:
+    """The addresses of ``entries`` (``(host, port)`` or ``"HOST:PORT"``/``"[v6]:PORT"``) in
+    ``family``; names that do not resolve are skipped."""
+    out: list[PeerAddr] = []
+    for entry in entries:
+        if isinstance(entry, str):
+            host, sep, port_s = entry.rpartition(":")
+            if not sep or not port_s.isdigit():
+                continue
+            host, port = host.strip("[]"), int(port_s)
+        else:
+            host, port = entry[0], int(entry[1])
+        try:
+            addr = PeerAddr(host, port)
+        except CoreError:
+            pass
+        else:
+            if addr.family == family:
+                out.append(addr)
+            continue
+        fam = stdsocket.AF_INET if family == 4 else stdsocket.AF_INET6
+        try:
+            infos = await trio.socket.getaddrinfo(host, port, fam, stdsocket.SOCK_DGRAM)
+        except OSError:
+            continue
+        for info in infos[:2]:
+            with contextlib.suppress(CoreError):
+                out.append(PeerAddr.from_tuple((str(info[4][0]), int(info[4][1]))))
+    return out
+
+
+async def _join(node: Node, entries: Sequence[tuple[str, int] | str], family: int) -> None:
+    """Resolve and bootstrap in the background; retry (backing off) while the table is empty."""
+    delay = BOOTSTRAP_RETRY
+    while True:
+        boot = await resolve_bootstrap(entries, family)
+        await node.bootstrap(boot)
+        if node.statistics().routing_table.nodes > 0 or not entries:
+            return
+        await trio.sleep(delay)
+        delay = min(delay * 2, BOOTSTRAP_RETRY_MAX)
+
+
 @contextlib.asynccontextmanager
 async def open_udp_stack(
     host: str = "0.0.0.0",
@@ -412,9 +462,12 @@ async def open_udp_stack(
     buffer_size: int | None = DEFAULT_UDP_BUFFER,
 ) -> AsyncIterator[UdpStack]:
     """Open the mux on ``host:port`` (and ``host6``), a uTP socket (``utp``) and DHT nodes
-    (``dht``, one per family, joining through ``dht_bootstrap``: ``(host, port)`` pairs or
-    ``"HOST:PORT"`` strings; routing table saved to and restored from ``dht_state`` (IPv4) and
-    ``dht_state + ".6"`` (IPv6)), each registered on the mux. The nodes join in the background.
+    (``dht``, one per family), each registered on the mux.
+
+    The nodes join in the background (the block starts at once): ``dht_bootstrap`` entries,
+    ``(host, port)`` pairs or ``"HOST:PORT"`` strings, are resolved and queried, and again after
+    30 s, 60 s, ... (up to 10 min) while the routing table stays empty. The routing table is saved
+    to and restored from ``dht_state`` (IPv4) and ``dht_state + ".6"`` (IPv6).
 
     The UDP tracker client is the caller's to register: ``stack.mux.register("tracker", udp)``.
     """
@@ -430,6 +483,7 @@ async def open_udp_stack(
             mux.register("utp", sock)
         nodes: dict[int, Node] = {}
         if dht:
+            nursery = await stack.enter_async_context(trio.open_nursery())
             for fam in mux.families:
                 state = dht_state
                 if state is not None and fam == 6:
@@ -438,12 +492,13 @@ async def open_udp_stack(
                     open_node(
                         endpoint=mux,
                         local_addr=mux.local_address(fam),
-                        bootstrap=list(dht_bootstrap),
                         state=state,
                         wait_joined=False,
                     )
                 )
-                # registered before any checkpoint: no reply to the bootstrap can be missed
+                # registered before any checkpoint: no reply to a query can be missed
                 mux.register("dht", node, family=fam)
                 nodes[fam] = node
+                nursery.start_soon(_join, node, list(dht_bootstrap), fam)
+            stack.callback(nursery.cancel_scope.cancel)  # first on exit: joins stop, then nodes
         yield UdpStack(mux, sock, nodes.get(4), nodes.get(6))

@@ -90,22 +90,37 @@ async def test_check_without_files_has_nothing() -> None:
         assert (await storage.check()).none()
 
 
+class CancellingFileSystem(MemoryFileSystem):
+    """Cancels ``scope`` (from the worker thread) on the ``at``-th read."""
+
+    def __init__(self, at: int) -> None:
+        super().__init__()
+        self.at = at
+        self.reads = 0
+        self.scope: trio.CancelScope | None = None
+
+    def read(self, path: str, offset: int, buffer: bytearray | memoryview) -> int:
+        self.reads += 1
+        if self.reads == self.at and self.scope is not None:
+            trio.from_thread.run_sync(self.scope.cancel)
+        return super().read(path, offset, buffer)
+
+
 async def test_check_is_cancellable() -> None:
     t = build_torrent({"f": rand(64 * BLOCK, 3)}, piece_length=BLOCK)
-    fs = MemoryFileSystem()
+    fs = CancellingFileSystem(at=3)
     put_files(fs, t)
     async with open_disk_manager(threads=1) as dm:
         storage = await dm.add_torrent(t, fs, check=False)
         assert storage.have.none()
+        seen: list[int] = []
         with trio.CancelScope() as scope:
-
-            def progress(done: int, total: int) -> None:
-                if done >= 2:
-                    scope.cancel()
-
-            await storage.check(progress=progress)
+            fs.scope = scope
+            await storage.check(progress=lambda done, total: seen.append(done))
         assert scope.cancelled_caught
-        assert 2 <= storage.have.count() < t.num_pieces
+        assert storage.have.count() == 3, "pieces checked before the cancel keep their state"
+        assert seen == [1, 2, 3]
+        fs.scope = None
         assert (await storage.check()).all(), "a later check completes"
 
 

@@ -75,7 +75,7 @@ async def _run(version: str, ops: list[Any], cap_blocks: int) -> None:
                 known = storage.blocks_present(piece) | set(sent.get(piece, {}))
                 if storage.have[piece] or b in known:
                     continue
-                await storage.write_block(piece, off, data if good else bytes(len(data)), peer)
+                await storage.write_block(piece, off, data if good else b"\xaa" * len(data), peer)
                 sent.setdefault(piece, {})[b] = peer
             elif kind == "flush":
                 await storage.flush()

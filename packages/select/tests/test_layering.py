@@ -1,14 +1,19 @@
 """torrio.select is pure logic: it must import with trio blocked."""
 
-import subprocess
-import sys
+import pytest
+
+from torrio.testing.layering import assert_imports_without
+
+PURE = [
+    ("torrio", "select"),
+    ("torrio.select", "_picker"),
+    ("torrio.select", "_queueing"),
+    ("torrio.select", "_revelation"),
+    ("torrio.select", "_layout"),
+    ("torrio.select", "_selection"),
+]
 
 
-def test_imports_without_trio() -> None:
-    code = (
-        "import sys; sys.modules['trio'] = None\n"
-        "import torrio.select, torrio.select._picker, torrio.select._queueing\n"
-        "import torrio.select._revelation, torrio.select._layout, torrio.select._selection\n"
-        "assert 'trio' not in sys.modules or sys.modules['trio'] is None\n"
-    )
-    subprocess.run([sys.executable, "-c", code], check=True)
+@pytest.mark.parametrize(("package", "module"), PURE)
+def test_imports_without_trio(package: str, module: str) -> None:
+    assert_imports_without(package, module, blocked=("trio",))

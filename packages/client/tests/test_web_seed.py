@@ -13,9 +13,12 @@ import attrs
 import pytest
 
 from torrio.client._web_seed import (
+    HttpSeed,
+    HttpSeedBusy,
     WebSeed,
     WebSeedError,
     file_url,
+    http_seed_url,
     piece_hash_ok,
     plan_range,
     web_seed_client,
@@ -233,3 +236,66 @@ def test_piece_hash_ok_detects_corruption(tmp_path: Path) -> None:
         size = t.layout.piece_size(0)
         assert piece_hash_ok(t, 0, data[:size])
         assert not piece_hash_ok(t, 0, os.urandom(size))
+
+
+# -- BEP 17 --------------------------------------------------------------------------------------
+
+
+class SeedScript(BaseHTTPRequestHandler):
+    """A BEP 17 seed script: ?info_hash=&piece= -> the piece; busy -> 503 with a delay."""
+
+    torrent: Torrent
+    space: bytes
+    mode: list[str]
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        q = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
+        ih = urllib.parse.unquote_to_bytes(self.path.split("info_hash=")[1].split("&")[0])
+        assert ih == self.torrent.info_hash.v1
+        piece = int(q["piece"][0])
+        if self.mode[0] == "busy":
+            body = b"42"
+            self.send_response(503)
+        else:
+            pl = self.torrent.piece_length
+            body = self.space[piece * pl : (piece + 1) * pl]
+            if self.mode[0] == "corrupt":
+                body = bytes(len(body))
+            self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+async def test_bep17_http_seed(tmp_path: Path) -> None:
+    t = make_torrent(tmp_path, FILES, piece_length=16384)
+    space = payload(tmp_path, t)
+    mode = ["ok"]
+    handler = type("S", (SeedScript,), {"torrent": t, "space": space, "mode": mode})
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    th = threading.Thread(target=srv.serve_forever, daemon=True)
+    th.start()
+    try:
+        url = f"http://127.0.0.1:{srv.server_address[1]}/seed.php"
+        assert http_seed_url(url, b"\x9c" * 20, 3) == url + "?info_hash=" + "%9C" * 20 + "&piece=3"
+        async with web_seed_client() as client:
+            hs = HttpSeed(url, t, client, max_bad_pieces=1)
+            got = b"".join([await hs.fetch_piece(i) for i in range(t.num_pieces)])
+            assert got == space
+            mode[0] = "busy"
+            with pytest.raises(HttpSeedBusy) as exc:
+                await hs.fetch_piece(0)
+            assert exc.value.retry_after == 42
+            mode[0] = "corrupt"
+            with pytest.raises(WebSeedError, match="hash check"):
+                await hs.fetch_piece(0)
+            assert hs.banned
+            with pytest.raises(WebSeedError, match="whole pieces"):
+                await hs.fetch_range(0, 10)
+    finally:
+        srv.shutdown()
+        srv.server_close()
+        th.join()

@@ -248,3 +248,89 @@ class WebSeed:
         return WebSeedStatistics(
             self.url, self._requests, self._bytes, self._ok, self._bad, self._errors, self.banned
         )
+
+
+# -- BEP 17 ---------------------------------------------------------------------------------------
+
+#: Seconds to wait after an HTTP seed failure when it gave no Retry time (BEP 17's prototype).
+DEFAULT_HTTP_SEED_RETRY = 30.0
+#: Longest wait an HTTP seed may ask for with a 503.
+MAX_HTTP_SEED_RETRY = 3600.0
+
+
+class HttpSeedBusy(WebSeedError):
+    """A BEP 17 HTTP seed answered 503: try again after ``retry_after`` seconds."""
+
+    def __init__(self, retry_after: float, *, url: str) -> None:
+        super().__init__(f"busy, retry in {retry_after:g}s", url=url, status=503)
+        self.retry_after = retry_after
+
+
+def http_seed_url(base_url: str, info_hash_v1: bytes, piece: int) -> str:
+    """The BEP 17 request URL for a whole piece (``info_hash`` percent-encoded, 20 bytes)."""
+    sep = "&" if "?" in base_url else "?"
+    ih = urllib.parse.quote(info_hash_v1, safe="")
+    return f"{base_url}{sep}info_hash={ih}&piece={piece}"
+
+
+class HttpSeed(WebSeed):
+    """A BEP 17 ``httpseeds`` server: whole pieces from a script (v1 and hybrid torrents only).
+
+    The same statistics and ban as :class:`WebSeed`; a 503 raises :class:`HttpSeedBusy` carrying
+    the server's retry delay (clamped to :data:`MAX_HTTP_SEED_RETRY`).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        torrent: Torrent,
+        client: httpx.AsyncClient,
+        *,
+        max_bad_pieces: int = DEFAULT_MAX_BAD_PIECES,
+    ) -> None:
+        if torrent.info_hash.v1 is None:
+            raise WebSeedError("BEP 17 needs a v1 info-hash", url=url)
+        super().__init__(url, torrent, client, max_bad_pieces=max_bad_pieces)
+
+    async def fetch_range(self, offset: int, length: int) -> bytes:
+        """Not offered by BEP 17 servers in torrent space; use :meth:`fetch_piece`."""
+        raise WebSeedError("HTTP seeds serve whole pieces only", url=self.url)
+
+    async def fetch_piece(self, index: int, *, verify: bool = True) -> bytes:
+        """Piece ``index`` (hash-checked when ``verify``)."""
+        import httpx
+
+        if self.banned:
+            raise WebSeedError("banned after repeated bad pieces", url=self.url)
+        assert self.torrent.info_hash.v1 is not None
+        size = self.torrent.layout.piece_size(index)
+        url = http_seed_url(self.url, self.torrent.info_hash.v1, index)
+        self._requests += 1
+        buf = bytearray()
+        try:
+            async with self.client.stream("GET", url) as r:
+                if r.status_code == 503:
+                    body = (await r.aread())[:32].strip()
+                    delay = float(body) if body.isdigit() else DEFAULT_HTTP_SEED_RETRY
+                    self._errors += 1
+                    raise HttpSeedBusy(min(delay, MAX_HTTP_SEED_RETRY), url=self.url)
+                if r.status_code != 200:
+                    raise self._error(f"HTTP {r.status_code}", r.status_code)
+                async for chunk in r.aiter_bytes():
+                    buf += chunk
+                    if len(buf) > size:
+                        raise self._error("response longer than the piece")
+        except httpx.TooManyRedirects:
+            raise self._error("too many redirects") from None
+        except httpx.HTTPError as exc:
+            raise self._error(f"{type(exc).__name__}: {exc}") from None
+        if len(buf) != size:
+            raise self._error(f"piece {index}: {len(buf)} bytes, wanted {size}")
+        self._bytes += len(buf)
+        data = bytes(buf)
+        if verify:
+            if not piece_hash_ok(self.torrent, index, data):
+                self.report_piece(ok=False)
+                raise WebSeedError(f"piece {index} failed the hash check", url=self.url)
+            self.report_piece(ok=True)
+        return data

@@ -60,7 +60,7 @@ class _Handler(BaseHTTPRequestHandler):
 def _serve(root: Path, seen: list[tuple[str, str]]) -> Iterator[int]:
     handler = type("H", (_Handler,), {"root": root.resolve(), "seen": seen})
     srv = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t = threading.Thread(target=srv.serve_forever, args=(0.05,), daemon=True)
     t.start()
     try:
         yield srv.server_address[1]

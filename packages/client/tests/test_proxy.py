@@ -269,7 +269,7 @@ class _Hello(BaseHTTPRequestHandler):
 @pytest.fixture
 def http_server() -> Iterator[int]:
     srv = ThreadingHTTPServer(("127.0.0.1", 0), _Hello)
-    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t = threading.Thread(target=srv.serve_forever, args=(0.05,), daemon=True)
     t.start()
     try:
         yield srv.server_address[1]

@@ -96,7 +96,7 @@ def server(tmp_path: Path) -> Iterator[Server]:
     behaviour = Behaviour()
     handler = type("H", (Handler,), {"root": tmp_path.resolve(), "behaviour": behaviour})
     srv = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t = threading.Thread(target=srv.serve_forever, args=(0.05,), daemon=True)
     t.start()
     try:
         yield Server(f"http://127.0.0.1:{srv.server_address[1]}/", behaviour)
@@ -276,7 +276,7 @@ async def test_bep17_http_seed(tmp_path: Path) -> None:
     mode = ["ok"]
     handler = type("S", (SeedScript,), {"torrent": t, "space": space, "mode": mode})
     srv = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    th = threading.Thread(target=srv.serve_forever, daemon=True)
+    th = threading.Thread(target=srv.serve_forever, args=(0.05,), daemon=True)
     th.start()
     try:
         url = f"http://127.0.0.1:{srv.server_address[1]}/seed.php"

@@ -248,13 +248,15 @@ def test_selection_priorities_v1_multi_file(tmp_path: Path) -> None:
     assert selection_priorities(t, m.select_only) == (0, 4, 0)
 
 
-def test_selection_priorities_skip_v2_implicit_pads(tmp_path: Path) -> None:
+def test_selection_priorities_count_pads_like_libtorrent(tmp_path: Path) -> None:
     t = make_torrent(tmp_path, {"a": 100, "b": 40000, "c": 300}, version="v2", piece_length=16384)
-    real = [i for i, f in enumerate(t.files) if not f.is_pad]
-    prios = selection_priorities(t, (1,))
+    names = [f.path[-1] if not f.is_pad else "pad" for f in t.files]
+    assert names[:2] == ["a", "pad"]  # a v2 alignment pad is file 1, as in libtorrent
+    b = names.index("b")
+    prios = selection_priorities(t, (1, b))
     assert prios is not None and len(prios) == len(t.files)
-    assert [prios[i] for i in real] == [0, 4, 0]
-    assert all(prios[i] == 0 for i, f in enumerate(t.files) if f.is_pad)
+    assert prios[1] == 0  # a pad is never selected
+    assert [i for i, p in enumerate(prios) if p] == [b]
 
 
 # -- over real PeerConnections in memory ---------------------------------------------------------
@@ -323,3 +325,21 @@ def test_torrent_from_fetched_metadata_round_trips(tmp_path: Path) -> None:
     assert run(f, {"a": srv.respond}) == t.info_bytes
     got: Torrent = f.torrent()
     assert got.info_hash == t.info_hash and got.files == t.files
+
+
+@pytest.mark.parametrize("version", ["v1", "v2", "hybrid"])
+def test_magnet_to_saved_torrent(tmp_path: Path, version: str) -> None:
+    # magnet -> fetch -> --save-torrent bytes that parse back to the same torrent and trackers
+    t = make_torrent(tmp_path, {"x": 5000, "y": 7000}, version=version, piece_length=16384)
+    uri = Magnet.from_torrent(t).to_uri() + "&tr=http%3A%2F%2Ft.example%2Fannounce&so=1"
+    m = Magnet.parse(uri)
+    f: MetadataFetcher[str] = MetadataFetcher(m.info_hash)
+    f.add_peer("a", len(t.info_bytes))
+    assert run(f, {"a": MetadataServer(t.info_bytes).respond}) == t.info_bytes
+    got = f.torrent(trackers=tuple((u,) for u in m.trackers), web_seeds=m.web_seeds)
+    saved = Torrent.from_bytes(got.to_bytes())
+    assert saved.info_hash == t.info_hash and saved.info_bytes == t.info_bytes
+    assert ("http://t.example/announce",) in saved.trackers
+    prios = selection_priorities(saved, m.select_only)
+    assert prios is not None and len(prios) == len(saved.files)
+    assert prios[1] == (0 if saved.files[1].is_pad else 4)

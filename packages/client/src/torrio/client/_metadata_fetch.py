@@ -436,22 +436,18 @@ def selection_priorities(
 ) -> tuple[int, ...] | None:
     """File priorities (one per ``torrent.files`` entry) for a magnet's BEP 53 ``so=`` list.
 
-    BEP 53 indices count the files of the info dict: for v1 and hybrid torrents that is every
-    entry of ``torrent.files`` (explicit pad files included); for v2-only torrents the implicit
-    alignment pads torrio inserts are skipped. Pad files themselves always get ``unselected``.
-    Indices beyond the file list are ignored. None in, None out (download everything).
+    Indices are positions in ``torrent.files`` — libtorrent's file indices, pad files included
+    (libtorrent lists v2 alignment pads as files too), the same numbering as ``--file-priority``.
+    Pad files always get ``unselected``; indices beyond the list are ignored. None in, None out
+    (download everything).
     """
     if select_only is None:
         return None
     wanted = set(select_only)
-    prios: list[int] = []
-    n = 0
-    for f in torrent.files:
-        if torrent.version == "v2" and f.is_pad:
-            prios.append(unselected)
-            continue
-        prios.append(unselected if f.is_pad or n not in wanted else selected)
-        n += 1
+    prios = [
+        selected if i in wanted and not f.is_pad else unselected
+        for i, f in enumerate(torrent.files)
+    ]
     return tuple(prios)
 
 

@@ -21,6 +21,24 @@ from torrio.tracker import Event
 
 from ._store import AnnounceOutcome, PeerEntry, Store, SwarmCounts
 
+__all__ = [
+    "STORE_CHECKS",
+    "check_completed_counts_once",
+    "check_concurrent_announces_are_all_stored",
+    "check_family_filter_and_ipv6",
+    "check_first_peer_gets_nobody_and_is_counted",
+    "check_numwant_is_respected",
+    "check_peers_expire_after_ttl",
+    "check_peers_see_each_other_never_themselves",
+    "check_purge",
+    "check_same_address_other_peer_id_is_not_returned",
+    "check_seed_and_leecher_counts",
+    "check_stopped_removes_the_peer",
+    "check_store",
+    "check_swarms_are_separate_and_scraped",
+    "check_swarms_listing",
+]
+
 T0 = 1_700_000_000.0
 TTL = 100.0
 IH = b"\x11" * 20

@@ -182,3 +182,30 @@ def test_regression_directory_with_one_file(tmp_path: Path, version: str) -> Non
     ours = TorrentBuilder(root, version=version, piece_length=P).build()
     _same(ours, _lt().torrent_info(ours.to_bytes()))
     assert verify(t, tmp_path if version != "v2" else root).complete
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_our_bep47_attributes_in_libtorrent(tmp_path: Path, version: str) -> None:
+    """The ``h``/``x``/``l`` attributes and ``symlink path`` we write read back in libtorrent."""
+    import os
+
+    root = make_random_tree(tmp_path / "payload", TREE, seed=13)
+    (root / ".hidden").write_bytes(b"h" * 10)
+    os.chmod(root / "a.bin", 0o755)
+    os.symlink("deep/c.bin", root / "sub" / "link")
+    t = TorrentBuilder(
+        root, version=version, piece_length=P, include_hidden=True, symlinks=True
+    ).build()
+    ti = _lt().torrent_info(t.to_bytes())
+    _same(t, ti)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        fs = ti.files()
+    flags = {fs.file_path(i).replace("\\", "/"): fs.file_flags(i) for i in range(fs.num_files())}
+    assert flags["payload/.hidden"] & 2  # flag_hidden
+    assert flags["payload/a.bin"] & 4  # flag_executable
+    assert flags["payload/sub/link"] & 8  # flag_symlink
+    i = [fs.file_path(k).replace("\\", "/") for k in range(fs.num_files())].index(
+        "payload/sub/link"
+    )
+    assert fs.symlink(i).replace("\\", "/").endswith("payload/sub/deep/c.bin")

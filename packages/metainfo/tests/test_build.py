@@ -186,3 +186,64 @@ _MUTATION_BASES = [
     make_torrent({("a",): b"x" * 1000, ("b", "c"): b"y" * 20000}, version=v)[0]
     for v in ("v1", "v2", "hybrid")
 ]
+
+
+def _attrs_of(t: Torrent) -> dict[str, tuple[bool, bool, tuple[str, ...] | None]]:
+    return {
+        "/".join(f.path[1:]): (f.hidden, f.executable, f.symlink_target)
+        for f in t.files
+        if not f.is_pad
+    }
+
+
+@pytest.mark.parametrize("version", ["v1", "v2", "hybrid"])
+def test_bep47_hidden_and_executable_written(tmp_path: Path, version: str) -> None:
+    """Regression: included hidden files lost their ``h`` attribute (only ``x`` was written)."""
+    root = _tree(tmp_path)
+    (root / ".secret").write_bytes(b"s" * 100)
+    os.chmod(root / "a.bin", 0o755)
+    t = TorrentBuilder(root, version=version, piece_length=P, include_hidden=True).build()
+    got = _attrs_of(t)
+    assert got[".secret"] == (True, False, None)
+    assert got["a.bin"] == (False, True, None)
+    assert got["sub/c.bin"] == (False, False, None)
+    again = Torrent.from_bytes(t.to_bytes())
+    assert _attrs_of(again) == got
+
+
+def _linked_tree(tmp_path: Path) -> Path:
+    root = _tree(tmp_path)
+    outside = tmp_path / "outside.txt"
+    outside.write_bytes(b"do not publish")
+    os.symlink(outside, root / "escape")  # absolute link out of the root
+    os.symlink("../../outside.txt", root / "sub" / "escape2")  # relative link out
+    os.symlink("c.bin", root / "sub" / "inner")  # link to a file inside
+    os.symlink("sub", root / "subdir-link")  # link to a directory inside
+    os.symlink("missing", root / "dangling")
+    return root
+
+
+def test_symlinks_never_followed_out_of_root(tmp_path: Path) -> None:
+    """Regression: a link inside the source folder pointing at a file outside it was followed
+    and that outside file's data published."""
+    root = _linked_tree(tmp_path)
+    names = {"/".join(f.path) for f in TorrentBuilder(root).files()}
+    assert "escape" not in names and "sub/escape2" not in names and "dangling" not in names
+    assert "sub/inner" in names  # a link inside the root is followed as data
+    t = TorrentBuilder(root, piece_length=P).build()
+    assert all(f.symlink_target is None for f in t.files)
+
+
+@pytest.mark.parametrize("version", ["v1", "v2", "hybrid"])
+def test_symlinks_stored_when_asked(tmp_path: Path, version: str) -> None:
+    root = _linked_tree(tmp_path)
+    t = TorrentBuilder(root, version=version, piece_length=P, symlinks=True).build()
+    got = _attrs_of(t)
+    assert got["sub/inner"] == (False, False, ("sub", "c.bin"))
+    assert got["subdir-link"] == (False, False, ("sub",))
+    assert not {"escape", "sub/escape2", "dangling"} & set(got)
+    links = [f for f in t.files if f.symlink_target is not None]
+    assert all(f.length == 0 for f in links)
+    assert _attrs_of(Torrent.from_bytes(t.to_bytes())) == got
+    # the data still verifies (links carry no data)
+    assert verify(t, tmp_path).complete

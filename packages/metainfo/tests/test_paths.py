@@ -47,6 +47,12 @@ HOSTILE: list[list[bytes]] = [
     [b"a" * 1000 + b".txt"],
     ["\u00e9".encode() * 300],
     [b"~", b".."],
+    [b"a<b>c", b'q"uote', b"p|ipe", b"what?", b"star*"],
+    [b"C:evil"],
+    [b"file.txt:stream"],
+    [b"..."],
+    ["\u202e".encode()],
+    [b" . "],
 ]
 
 
@@ -58,6 +64,7 @@ def _safe(path: tuple[str, ...]) -> None:
         assert not c.endswith((".", " "))
         assert all(ord(ch) >= 0x20 and ord(ch) != 0x7F for ch in c)
         assert "\u202e" not in c and "\u2066" not in c and "\u200b" not in c
+        assert not set(c) & set('<>:"|?*'), c
         assert len(c.encode()) <= MAX_COMPONENT_BYTES
         assert not PureWindowsPath(c).is_reserved(), c
         assert not os.path.isabs(c)
@@ -112,6 +119,9 @@ def test_examples() -> None:
     assert sanitize_component("evil\u202etxt.exe") == "eviltxt.exe"
     assert sanitize_path(["..", "..", "etc"]) == ("etc",)
     assert sanitize_path([".."]) == ("_",)
+    assert sanitize_component("a<b>c") == "a_b_c"
+    assert sanitize_component('x:"y"|z?*') == "x__y__z__"
+    assert sanitize_component("C:x") == "C_x"
     long = sanitize_component("a" * 400 + ".mkv")
     assert long is not None and long.endswith(".mkv") and len(long.encode()) <= 255
 
@@ -133,3 +143,53 @@ def test_sanitize_bytes_property(comps: list[bytes]) -> None:
     }
     t = Torrent.from_bytes(encode({b"info": info}))
     _safe(t.files[0].path)
+
+
+def test_windows_invalid_characters_replaced() -> None:
+    """Regression: only a drive-letter colon was handled; ``<>:"|?*`` inside a component (an
+    NTFS alternate data stream ``a:b``, a wildcard) reached the file system unchanged."""
+    for bad in '<>:"|?*':
+        assert sanitize_component(f"a{bad}b") == "a_b"
+    assert sanitize_component("file.txt:stream") == "file.txt_stream"
+    assert sanitize_component("con:") == "con_"  # the colon is replaced before the device check
+    assert sanitize_component("CON<") == "CON_"
+
+
+def test_emptied_component_does_not_collide() -> None:
+    """Regression: every component that sanitized to nothing became a bare ``_``, so ``...`` and
+    a lone U+202E named the same file (a collision refused as a duplicate, or silently merged)."""
+    names = ["...", " . ", "\u202e", "\u200b\u200b", ". ."]
+    out = [sanitize_component(n) for n in names]
+    assert len(set(out)) == len(out)
+    for n, o in zip(names, out, strict=True):
+        assert o is not None and o.startswith("_") and len(o) == 9
+        assert o == sanitize_component(n)  # stable
+    info = {
+        b"name": b"root",
+        b"piece length": 16384,
+        b"files": [
+            {b"length": 3, b"path": [b"..."]},
+            {b"length": 3, b"path": ["\u202e".encode()]},
+        ],
+        b"pieces": bytes(20),
+    }
+    t = Torrent.from_bytes(encode({b"info": info}))  # no "duplicate file name" error
+    assert len({f.path for f in t.files}) == 2
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.text(alphabet=st.characters(codec=None), min_size=0, max_size=30),
+        min_size=1,
+        max_size=6,
+    )
+)
+def test_no_path_escapes_root_any_unicode(comps: list[str]) -> None:
+    """Property over arbitrary unicode (surrogates, controls, bidi, Windows specials): every
+    produced path stays under the root on POSIX and on Windows, and sanitizing is a fixed
+    point on its own output."""
+    path = sanitize_path(comps)
+    _safe(path)
+    for c in path:
+        assert sanitize_component(c) == c  # sanitizing is idempotent on its own output

@@ -77,3 +77,17 @@ def test_v2_without_piece_layers_checks_whole_file(tmp_path: Path) -> None:
     res = verify(bare, save)
     assert _state(res, "big.bin") == "corrupt"
     assert _state(res, "c.bin") == "complete"
+
+
+@pytest.mark.parametrize("version", ["v1", "v2", "hybrid"])
+def test_oversized_file_is_not_complete(tmp_path: Path, version: str) -> None:
+    """Regression: a file larger on disk than the torrent says hashed good and counted as
+    complete; extra bytes mean the file is not what the torrent describes."""
+    t, save = _setup(tmp_path, version)
+    with open(save / "root" / "sub" / "c.bin", "ab") as fh:
+        fh.write(b"trailing junk")
+    res = verify(t, save)
+    assert _state(res, "c.bin") == "oversized"
+    assert not res.complete
+    assert res.good_pieces == t.num_pieces  # the pieces themselves still hash good
+    assert [f.size_on_disk for f in res.files if f.path[-1] == "c.bin"] == [P + 13]

@@ -22,7 +22,7 @@ from ._merkle import (
     verify_block,
     verify_piece_layer,
 )
-from ._paths import sanitize_component, sanitize_path
+from ._paths import emptied_name, sanitize_component, sanitize_path
 from ._torrent import Torrent, piece_hash_v2
 from ._verify import FileStatus, VerifyResult, verify
 
@@ -55,6 +55,7 @@ __all__ = [
     "pad_hash",
     "piece_hash_v2",
     "root_from_piece_layer",
+    "emptied_name",
     "sanitize_component",
     "sanitize_path",
     "verify_block",

@@ -40,6 +40,18 @@ def _b(component: str) -> bytes:
     return component.encode("utf-8", "surrogateescape")
 
 
+def _attr(e: FileEntry) -> bytes:
+    """The BEP 47 ``attr`` string of an entry (``p`` pad, ``l`` link, ``x`` exec, ``h`` hidden)."""
+    if e.is_pad:
+        return b"p"
+    out = b"l" if e.symlink_target is not None else b""
+    if e.executable and e.symlink_target is None:
+        out += b"x"
+    if e.hidden:
+        out += b"h"
+    return out
+
+
 def auto_piece_length(total: int) -> int:
     """A power of two in 16 KiB..16 MiB giving at most about 1500 pieces for ``total`` bytes."""
     p = MIN_PIECE_LENGTH
@@ -50,12 +62,39 @@ def auto_piece_length(total: int) -> int:
 
 @attrs.frozen
 class SourceFile:
-    """A file that will go into the torrent: its path inside the torrent and on disk."""
+    """A file that will go into the torrent: its path inside the torrent and on disk.
+
+    ``hidden`` and ``executable`` become the BEP 47 ``h`` and ``x`` attributes;
+    ``symlink_target`` (components relative to the torrent root) makes it an ``l`` entry with a
+    ``symlink path`` and no data.
+    """
 
     path: tuple[str, ...]
     disk_path: Path
     length: int
     executable: bool
+    hidden: bool = False
+    symlink_target: tuple[str, ...] | None = None
+
+
+def _is_hidden(name: str, st: os.stat_result) -> bool:
+    """Hidden by name (a leading dot) or by the OS flag (Windows attribute, BSD/macOS flag)."""
+    if name.startswith("."):
+        return True
+    win = getattr(st, "st_file_attributes", 0)
+    if win & getattr(stat, "FILE_ATTRIBUTE_HIDDEN", 2):
+        return True
+    flags = getattr(st, "st_flags", 0)
+    return bool(flags & getattr(stat, "UF_HIDDEN", 0x8000))
+
+
+def _inside(root: Path, target: Path) -> tuple[str, ...] | None:
+    """``target``'s components relative to ``root`` (both resolved), or None if it is outside."""
+    try:
+        rel = target.relative_to(root)
+    except ValueError:
+        return None
+    return rel.parts
 
 
 def _tiers(trackers: Iterable[str | Sequence[str]]) -> tuple[tuple[str, ...], ...]:
@@ -77,6 +116,14 @@ class TorrentBuilder:
     OS junk (``.DS_Store``, ``Thumbs.db``, ...) are left out unless ``include_hidden`` /
     ``include_junk``. Files are ordered by path (the v2 file-tree order) on every platform.
 
+    Symbolic links are never followed out of the source root: with ``symlinks`` False (the
+    default) a link whose resolved target is a file inside the root is added as that file's
+    data, and a link leading outside the root (or dangling, or looping) is left out. With
+    ``symlinks`` True each link that resolves inside the root is stored as a BEP 47 ``l`` entry
+    with its ``symlink path`` (relative to the torrent root) and no data; links leading outside
+    are left out too. Hidden files that are included (``include_hidden``) get the ``h``
+    attribute, executable ones ``x``.
+
     >>> # TorrentBuilder("data/", trackers=["http://t/announce"]).build(threads=2).to_bytes()
     """
 
@@ -93,6 +140,7 @@ class TorrentBuilder:
     name: str | None = None
     include_hidden: bool = False
     include_junk: bool = False
+    symlinks: bool = False
 
     def _skip(self, name: str) -> bool:
         if not self.include_junk and name in JUNK_NAMES:
@@ -107,26 +155,74 @@ class TorrentBuilder:
         except OSError as exc:
             raise MetainfoError(f"cannot read {root}: {exc.strerror}", "path") from exc
         if stat.S_ISREG(st.st_mode):
-            return [SourceFile((), root, st.st_size, bool(st.st_mode & 0o111))]
+            return [
+                SourceFile(
+                    (), root, st.st_size, bool(st.st_mode & 0o111), _is_hidden(root.name, st)
+                )
+            ]
         if not stat.S_ISDIR(st.st_mode):
             raise MetainfoError(f"{root} is not a file or a directory", "path")
+        real_root = root.resolve()
         out: list[SourceFile] = []
         for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
             dirnames[:] = [d for d in dirnames if not self._skip(d)]
             rel = Path(dirpath).relative_to(root).parts
+            if self.symlinks:
+                # os.walk lists links to directories among dirnames (and never enters them).
+                for d in dirnames:
+                    link = self._symlink(real_root, Path(dirpath, d), (*rel, d))
+                    if link is not None:
+                        out.append(link)
             for fn in filenames:
                 if self._skip(fn):
                     continue
                 p = Path(dirpath, fn)
                 try:
+                    lst = p.lstat()
+                except OSError:
+                    continue
+                if stat.S_ISLNK(lst.st_mode):
+                    if self.symlinks:
+                        link = self._symlink(real_root, p, (*rel, fn))
+                        if link is not None:
+                            out.append(link)
+                        continue
+                    try:
+                        target = p.resolve(strict=True)
+                    except (OSError, RuntimeError):
+                        continue  # dangling or looping link
+                    if _inside(real_root, target) is None:
+                        continue  # never follow a link out of the source root
+                try:
                     fst = p.stat()
                 except OSError:
-                    continue  # dangling symlink
+                    continue
                 if not stat.S_ISREG(fst.st_mode):
                     continue
-                out.append(SourceFile((*rel, fn), p, fst.st_size, bool(fst.st_mode & 0o111)))
+                out.append(
+                    SourceFile(
+                        (*rel, fn),
+                        p,
+                        fst.st_size,
+                        bool(fst.st_mode & 0o111),
+                        _is_hidden(fn, lst),
+                    )
+                )
         out.sort(key=lambda f: [c.encode("utf-8", "surrogateescape") for c in f.path])
         return out
+
+    def _symlink(self, real_root: Path, p: Path, path: tuple[str, ...]) -> SourceFile | None:
+        """A symlink entry for ``p`` if it is a link resolving inside the root, else None."""
+        if not p.is_symlink():
+            return None
+        try:
+            target = p.resolve(strict=True)
+        except (OSError, RuntimeError):
+            return None
+        rel = _inside(real_root, target)
+        if not rel:  # outside the root, or the root itself
+            return None
+        return SourceFile(path, p, 0, False, _is_hidden(path[-1], p.lstat()), rel)
 
     def build(
         self,
@@ -148,6 +244,8 @@ class TorrentBuilder:
         total = sum(f.length for f in sources)
         if total == 0:
             raise MetainfoError("all files are empty", "path")
+        if sources[0].path == () and sources[0].symlink_target is not None:
+            raise MetainfoError("a single-file torrent cannot be a symlink", "path")
         plen = self.piece_length or auto_piece_length(total)
         if plen < MIN_PIECE_LENGTH or plen & (plen - 1):
             raise MetainfoError("must be a power of two of at least 16 KiB", "piece length")
@@ -163,8 +261,17 @@ class TorrentBuilder:
         paths: list[Path | None] = []
         offset = 0
         for sf in sources:
-            entries.append(FileEntry(sf.path, sf.length, offset, executable=sf.executable))
-            paths.append(sf.disk_path)
+            entries.append(
+                FileEntry(
+                    sf.path,
+                    sf.length,
+                    offset,
+                    executable=sf.executable,
+                    hidden=sf.hidden,
+                    symlink_target=sf.symlink_target,
+                )
+            )
+            paths.append(sf.disk_path if sf.symlink_target is None else None)
             offset += sf.length
             tail = offset % plen
             if pad and not single and sf.length and tail:
@@ -185,15 +292,18 @@ class TorrentBuilder:
             info[b"pieces"] = b"".join(h or b"" for h in result.v1)
             if single:
                 info[b"length"] = total
-                if sources[0].executable:
-                    info[b"attr"] = b"x"
+                attr = _attr(entries[0])
+                if attr:
+                    info[b"attr"] = attr
             else:
                 flist = []
                 for e in entries:
                     d: dict[bytes, Any] = {b"length": e.length, b"path": [_b(c) for c in e.path]}
-                    attr = b"p" if e.is_pad else b"x" if e.executable else b""
+                    attr = _attr(e)
                     if attr:
                         d[b"attr"] = attr
+                    if e.symlink_target is not None:
+                        d[b"symlink path"] = [_b(c) for c in e.symlink_target]
                     flist.append(d)
                 info[b"files"] = flist
         if v2:
@@ -204,8 +314,11 @@ class TorrentBuilder:
                 if e.is_pad:
                     continue
                 leaf: dict[bytes, Any] = {b"length": e.length}
-                if e.executable:
-                    leaf[b"attr"] = b"x"
+                attr = _attr(e)
+                if attr:
+                    leaf[b"attr"] = attr
+                if e.symlink_target is not None:
+                    leaf[b"symlink path"] = [_b(c) for c in e.symlink_target]
                 if e.length:
                     first = e.offset // plen
                     hashes = [h or b"" for h in result.v2[first : first + -(-e.length // plen)]]

@@ -1,12 +1,32 @@
 """Turning path components from a torrent (hostile bytes) into safe names.
 
 A component never contains a separator, is never ``.``/``..``/empty, never carries control or
-bidirectional-override characters, never ends in a dot or space, never starts with a drive
-letter and colon, and is never a Windows device name, so joining sanitized components under a save path can never leave it.
+bidirectional-override characters, never contains a character Windows refuses in a file name
+(``<>:"|?*``, so never a drive letter and colon either), never ends in a dot or space, and is
+never a Windows device name, so joining sanitized components under a save path can never leave
+it.
+
+The rules, in order (close to libtorrent's ``sanitize_append_path_element``, made the same on
+every platform so a torrent names the same files everywhere):
+
+1. ``""``, ``"."`` and ``".."`` are dropped (libtorrent drops them too).
+2. Separators (``/``, ``\\``), controls and ``<>:"|?*`` become ``_``; bidi overrides and
+   zero-width marks are removed; trailing dots and spaces are stripped (as Windows would).
+3. A component that had content but cleans down to nothing (``"..."``, ``" . "``, a lone
+   ``U+202E``) does **not** become a bare ``_`` (two different hostile names would then collide
+   silently): it becomes ``_`` followed by the first 8 hex digits of the SHA-256 of its UTF-8
+   text, so distinct originals keep distinct names and the result is stable across runs.
+4. Windows device names (``CON``, ``nul.txt``, ``COM1``...) get ``_`` appended to their stem.
+5. Names longer than 255 UTF-8 bytes are cut, keeping a short extension.
+
+A path whose every component was dropped becomes ``("_",)``. Two files that still collide after
+sanitizing are refused by the parser (``MetainfoError`` "duplicate file name") rather than
+renamed: nothing is ever silently written over.
 """
 
 from __future__ import annotations
 
+import hashlib
 import unicodedata
 from collections.abc import Iterable
 
@@ -16,6 +36,9 @@ _BIDI = frozenset(
     "\u2066\u2067\u2068\u2069\ufeff"
 )
 _SEPARATORS = frozenset("/\\")
+# Characters Windows refuses inside a file name (besides separators and controls).
+_WINDOWS_INVALID = frozenset('<>:"|?*')
+_REPLACE = _SEPARATORS | _WINDOWS_INVALID
 _RESERVED = frozenset(
     ["CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"]
     + [f"COM{i}" for i in range(10)]
@@ -34,7 +57,7 @@ def decode_name(raw: bytes) -> str:
 
 
 def _clean_char(ch: str) -> str:
-    if ch in _SEPARATORS:
+    if ch in _REPLACE:
         return "_"
     if ch in _BIDI:
         return ""
@@ -52,25 +75,34 @@ def _truncate(name: str) -> str:
         stem, ext, dot = name, "", ""
     budget = MAX_COMPONENT_BYTES - len((dot + ext).encode())
     cut = stem.encode("utf-8")[:budget].decode("utf-8", errors="ignore")
+    if not dot:
+        cut = cut.rstrip(". ")  # the cut may land just after a dot or a space
     return cut + dot + ext
+
+
+def emptied_name(original: str) -> str:
+    """The stand-in for a component that had content but sanitizes to nothing: ``_`` and 8 hex
+    digits of the SHA-256 of ``original``, so two different originals do not collide."""
+    digest = hashlib.sha256(original.encode("utf-8", "surrogatepass")).hexdigest()
+    return "_" + digest[:8]
 
 
 def sanitize_component(name: str) -> str | None:
     """A safe file-name component for ``name``, or None if the component must be dropped.
 
-    ``.``, ``..`` and empty components are dropped (None); separators and control characters
-    become ``_``; bidi/zero-width marks are removed; trailing dots and spaces are stripped; a
-    Windows device name (``CON``, ``nul.txt``, ``COM1``...) gets a ``_`` appended to its stem.
+    ``.``, ``..`` and empty components are dropped (None); separators, control characters and
+    ``<>:"|?*`` become ``_``; bidi/zero-width marks are removed; trailing dots and spaces are
+    stripped; a component left with nothing becomes :func:`emptied_name` (``_`` + 8 hex digits);
+    a Windows device name (``CON``, ``nul.txt``, ``COM1``...) gets a ``_`` appended to its stem.
+    See the module docstring for the full rule.
     """
     if name in ("", ".", ".."):
         return None
     if (
         name.isascii()
         and name.isprintable()
-        and "/" not in name
-        and "\\" not in name
+        and _REPLACE.isdisjoint(name)
         and name[-1] not in ". "
-        and name[1:2] != ":"
         and len(name) <= MAX_COMPONENT_BYTES
         and name.partition(".")[0].rstrip(" ").upper() not in _RESERVED
     ):
@@ -79,9 +111,7 @@ def sanitize_component(name: str) -> str | None:
     cleaned = "".join(_clean_char(c) for c in name)
     cleaned = cleaned.rstrip(". ")
     if cleaned in ("", ".", ".."):
-        return "_" if name.strip(". ") else None
-    if len(cleaned) >= 2 and cleaned[1] == ":" and cleaned[0].isascii() and cleaned[0].isalpha():
-        cleaned = cleaned[0] + "_" + cleaned[2:]  # "C:" would name a drive on Windows
+        return emptied_name(name)
     stem, _, _ = cleaned.partition(".")
     if stem.rstrip(" ").upper() in _RESERVED:
         cleaned = stem + "_" + cleaned[len(stem) :]

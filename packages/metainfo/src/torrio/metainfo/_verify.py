@@ -17,6 +17,7 @@ COMPLETE = "complete"
 MISSING = "missing"
 SHORT = "short"
 CORRUPT = "corrupt"
+OVERSIZED = "oversized"
 
 
 @attrs.frozen
@@ -24,7 +25,9 @@ class FileStatus:
     """What verify found for one file (pad files and symlinks are not reported).
 
     ``state`` is ``"complete"`` (every piece touching it hashed good), ``"missing"`` (no such
-    file), ``"short"`` (smaller than in the torrent) or ``"corrupt"`` (some piece is bad).
+    file), ``"short"`` (smaller than in the torrent), ``"oversized"`` (larger than in the
+    torrent: its pieces may hash good, but the file is not what the torrent describes) or
+    ``"corrupt"`` (some piece is bad).
     """
 
     index: int
@@ -142,6 +145,8 @@ def verify(
             state = MISSING
         elif size < f.length:
             state = SHORT
+        elif size > f.length:
+            state = OVERSIZED
         elif ngood < len(rng):
             state = CORRUPT
         else:

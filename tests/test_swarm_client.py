@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
@@ -189,3 +190,27 @@ async def test_peers_found_through_our_tracker(tmp_path: Path) -> None:
                 assert replies and replies[0].peers >= 1
     for d in ("d1", "d2"):
         assert tree_digest(tmp_path / d / "payload") == tree_digest(tmp_path / "seed" / "payload")
+
+
+async def test_peers_found_through_the_dht(tmp_path: Path) -> None:
+    """No tracker, no peer list: the seed and the downloader meet through a loopback DHT."""
+    from torrio.client import DhtReply
+    from torrio.dht import open_node
+
+    t = make_torrent(tmp_path / "seed", 300_000, piece_length=16384)
+    with trio.fail_after(60):
+        async with open_node(host="127.0.0.1", wait_joined=False) as boot:
+            dht: dict[str, Any] = {
+                "dht": True,
+                "dht_bootstrap": (("127.0.0.1", boot.port),),
+                "dht_interval": 1.0,
+            }
+            async with open_session(**LOOP, **dht) as seed, open_session(**LOOP, **dht) as dl:
+                sh = await seed.add_torrent(AddTorrent(source=t, save_path=tmp_path / "seed"))
+                await sh.wait_finished()
+                events = dl.events()
+                h = await dl.add_torrent(AddTorrent(source=t, save_path=tmp_path / "dl"))
+                await h.wait_finished()
+                reply = await wait_event(events, DhtReply)
+                assert isinstance(reply, DhtReply) and reply.error is None
+    assert tree_digest(tmp_path / "dl" / "payload") == tree_digest(tmp_path / "seed" / "payload")

@@ -32,7 +32,7 @@ async def test_resume_after_kill_9_completes_byte_identical(tmp_path: Path) -> N
             await sh.wait_finished()
             cmd = [
                 sys.executable, "-m", "torrio.client", "download", str(torrent_file),
-                "-o", str(tmp_path / "dl"), "--peer", f"127.0.0.1:{seed.port}",
+                "-o", str(tmp_path / "dl"), "--peer", f"127.0.0.1:{seed.port}", "--no-dht",
                 "--port", "0", "--listen-host", "127.0.0.1", "--max-down", "400k",
                 "--resume-dir", str(resume_dir), "--resume-interval", "0.3",
             ]  # fmt: skip

@@ -24,7 +24,7 @@ def test_seed_then_download_json_and_ctrl_c(tmp_path: Path) -> None:
     tf.write_bytes(t.to_bytes())
     seed = subprocess.Popen(
         [*TORRIO, "seed", str(tf), "--path", str(tmp_path / "src"), "--port", "0",
-         "--listen-host", "127.0.0.1", "--resume-dir", str(tmp_path / "sr")],
+         "--listen-host", "127.0.0.1", "--resume-dir", str(tmp_path / "sr"), "--no-dht"],
         stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
@@ -35,6 +35,7 @@ def test_seed_then_download_json_and_ctrl_c(tmp_path: Path) -> None:
         out = subprocess.run(
             [*TORRIO, "download", str(tf), "-o", str(tmp_path / "dl"), "--peer",
              f"127.0.0.1:{m.group(1)}", "--port", "0", "--listen-host", "127.0.0.1", "--json",
+             "--no-dht",
              "--max-down", "2M"],
             capture_output=True, text=True, timeout=60,
         )  # fmt: skip
@@ -53,7 +54,7 @@ def test_seed_then_download_json_and_ctrl_c(tmp_path: Path) -> None:
 
 
 def test_download_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["download", str(tmp_path / "missing.torrent"), "--port", "0"]) == 1
+    assert main(["download", str(tmp_path / "missing.torrent"), "--port", "0", "--no-dht"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("torrio download: error:") and err.count("\n") == 1
     assert main(["download", "magnet:?xt=urn:btih:" + "a" * 40]) == 1

@@ -16,6 +16,7 @@ from ._choker import ChokeCandidate, Choker, ChokerStatistics
 from ._errors import ClientError
 from ._event_hub import EventStream
 from ._events import (
+    DhtReply,
     Event,
     HashFailed,
     MetadataReceived,
@@ -57,6 +58,7 @@ __all__ = [
     "Choker",
     "ChokerStatistics",
     "ClientError",
+    "DhtReply",
     "Event",
     "EventStream",
     "FileStatus",

@@ -107,6 +107,14 @@ class TrackerError(TorrentEvent):
 
 
 @attrs.frozen
+class DhtReply(TorrentEvent):
+    """A DHT lookup (and announce) for the torrent ended; ``peers`` new candidates were found."""
+
+    peers: int
+    error: str | None
+
+
+@attrs.frozen
 class StorageError(TorrentEvent):
     """Reading or writing the torrent's files failed (e.g. disk full); the torrent pauses.
 

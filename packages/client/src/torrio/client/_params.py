@@ -99,6 +99,14 @@ class SessionSettings:
     peer_id_prefix: bytes = b"-TO0001-"
     announce_interval_min: float = 30.0
     user_agent: str = "torrio/0.1"
+    dht: bool = False
+    """Run a DHT node on the session's UDP port and find peers of public torrents through it."""
+    dht_bootstrap: tuple[tuple[str, int], ...] = ()
+    """DHT bootstrap nodes (the CLI uses the public routers unless given ``--dht-bootstrap``)."""
+    dht_state: str | None = None
+    """File the DHT routing table is restored from and saved to."""
+    dht_interval: float = 300.0
+    """Seconds between DHT lookups/announces of an active public torrent."""
     write_cache_bytes: int = 32 << 20
     read_cache_bytes: int = 32 << 20
     disk_threads: int = 4

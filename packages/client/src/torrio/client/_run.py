@@ -90,6 +90,20 @@ def _file_priorities(specs: list[str], nfiles: int) -> tuple[int, ...] | None:
     return tuple(prios)
 
 
+def _bootstrap(specs: list[str]) -> tuple[tuple[str, int], ...]:
+    if not specs:
+        from torrio.dht import DEFAULT_BOOTSTRAP
+
+        return tuple(DEFAULT_BOOTSTRAP)
+    out = []
+    for spec in specs:
+        host, sep, port = spec.rpartition(":")
+        if not sep or not port.isdigit():
+            raise CommandError(f"--dht-bootstrap wants HOST:PORT, got {spec!r}")
+        out.append((host.strip("[]"), int(port)))
+    return tuple(out)
+
+
 def status_json(st: TorrentStatus, save_path: str, interrupted: bool) -> dict[str, Any]:
     """The ``--json`` document."""
     return {
@@ -154,6 +168,9 @@ async def _run(args: argparse.Namespace, mode: str) -> int:
         max_upload_rate=args.max_up,
         resume_dir=resume_dir,
         resume_interval=args.resume_interval,
+        dht=not args.no_dht,
+        dht_bootstrap=_bootstrap(args.dht_bootstrap),
+        dht_state=str(Path(resume_dir) / "dht.state") if not args.no_dht else None,
         stats_interval=0,
     ) as session:
         events = session.events()

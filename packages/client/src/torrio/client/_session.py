@@ -37,6 +37,7 @@ from ._rate_limit import TokenBucket
 from ._source import load_torrent
 from ._status import SessionStatus
 from ._torrent import TorrentRuntime
+from ._udp import SharedUdpSocket
 
 RESERVED = (DEFAULT_RESERVED & ~Reserved.DHT) | Reserved.FAST | Reserved.EXTENSION_PROTOCOL
 
@@ -45,12 +46,24 @@ class Session:
     """A running BitTorrent session. Create it with :func:`open_session`."""
 
     def __init__(
-        self, settings: SessionSettings, nursery: trio.Nursery, trackers: Any, disk: DiskManager
+        self,
+        settings: SessionSettings,
+        nursery: trio.Nursery,
+        trackers: Any,
+        disk: DiskManager,
+        *,
+        udp: SharedUdpSocket | None = None,
+        utp: UtpSocket | None = None,
+        dht: Any = None,
     ) -> None:
         self.settings = settings
         self._nursery = nursery
         self.trackers = trackers
         self.disk = disk
+        self.udp = udp
+        self.utp = utp
+        self.dht = dht
+        """The torrio-dht ``Node`` when the DHT is on (``settings.dht``), else None."""
         self.peer_id = PeerId.generate(settings.peer_id_prefix)
         self.hub = EventHub(settings.event_buffer)
         self.handshaker = Handshaker(
@@ -67,7 +80,6 @@ class Session:
         self._torrents: dict[InfoHash, TorrentRuntime] = {}
         self._half_open = trio.Semaphore(settings.max_half_open)
         self._listeners: list[trio.SocketListener] = []
-        self.utp: UtpSocket | None = None
         self._closing = False
 
     # -- public API -----------------------------------------------------------------------
@@ -258,14 +270,9 @@ class Session:
             if self.settings.reraise_errors:
                 raise
 
-    async def _start(self) -> None:
-        s = self.settings
-        listeners = await trio.open_tcp_listeners(s.listen_port, host=s.listen_host)
+    async def _start(self, listeners: list[trio.SocketListener], port: int) -> None:
         self._listeners = listeners
-        self.port = listeners[0].socket.getsockname()[1]
-        if s.transport in ("utp", "both"):
-            # uTP on the same port number as TCP (UDP), as BitTorrent clients expect
-            self.utp = await self._nursery.start(self._run_utp, (s.listen_host, self.port))
+        self.port = port
 
         async def serve(
             *, task_status: trio.TaskStatus[list[trio.SocketListener]] = trio.TASK_STATUS_IGNORED
@@ -278,18 +285,9 @@ class Session:
             )
 
         await self._nursery.start(serve)
+        if self.utp is not None:
+            self._nursery.start_soon(self.utp.serve, self._handle_incoming)
         self._nursery.start_soon(self._stats_loop)
-
-    async def _run_utp(
-        self,
-        local: tuple[str, int],
-        *,
-        task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED,
-    ) -> None:
-
-        async with open_utp_socket(local) as sock:
-            task_status.started(sock)
-            await sock.serve(self._handle_incoming)
 
     async def _stats_loop(self) -> None:
         interval = self.settings.stats_interval
@@ -328,7 +326,8 @@ async def open_session(
     """Run a session for the duration of the block.
 
     Keyword arguments override fields of :class:`SessionSettings` (``listen_port=0``,
-    ``listen_host="127.0.0.1"``, ``encryption="require"``, ``resume_dir=...``, ...).
+    ``listen_host="127.0.0.1"``, ``encryption="require"``, ``resume_dir=...``, ...). The session
+    listens on one port number: TCP, and UDP for uTP, the DHT and UDP trackers (shared socket).
     """
     try:
         settings = attrs.evolve(settings or SessionSettings(), **overrides)
@@ -336,22 +335,57 @@ async def open_session(
         raise ClientError(f"unknown session setting: {exc}") from exc
     from torrio.tracker import open_tracker_client
 
-    async with (
-        open_tracker_client(
-            udp_host=settings.listen_host, allow_local=settings.tracker_allow_local
-        ) as trackers,
-        open_disk_manager(
-            write_cache_bytes=settings.write_cache_bytes,
-            read_cache_bytes=settings.read_cache_bytes,
-            threads=settings.disk_threads,
-        ) as disk,
-        trio.open_nursery() as nursery,
-    ):
-        session = Session(settings, nursery, trackers, disk)
-        await session._start()
-        try:
-            yield session
-        finally:
+    listeners = await trio.open_tcp_listeners(settings.listen_port, host=settings.listen_host)
+    port = listeners[0].socket.getsockname()[1]
+    try:
+        udp = await SharedUdpSocket.bind(settings.listen_host, port)
+    except OSError as exc:
+        for listener in listeners:
+            await listener.aclose()
+        raise ClientError(f"cannot bind UDP port {port}: {exc}") from exc
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            trackers = await stack.enter_async_context(
+                open_tracker_client(udp_endpoint=udp, allow_local=settings.tracker_allow_local)
+            )
+            udp.tracker = trackers.udp
+            disk = await stack.enter_async_context(
+                open_disk_manager(
+                    write_cache_bytes=settings.write_cache_bytes,
+                    read_cache_bytes=settings.read_cache_bytes,
+                    threads=settings.disk_threads,
+                )
+            )
+            utp: UtpSocket | None = None
+            if settings.transport in ("utp", "both"):
+                utp = await stack.enter_async_context(open_utp_socket(endpoint=udp))
+                udp.utp = utp
+            dht: Any = None
+            if settings.dht:
+                from torrio.dht import open_node
+
+                dht = await stack.enter_async_context(
+                    open_node(
+                        endpoint=udp,
+                        local_addr=udp.local_address,
+                        bootstrap=list(settings.dht_bootstrap),
+                        state=settings.dht_state,
+                        wait_joined=False,
+                    )
+                )
+                udp.dht = dht
+            nursery = await stack.enter_async_context(trio.open_nursery())
+            await nursery.start(udp.run)
+            session = Session(settings, nursery, trackers, disk, udp=udp, utp=utp, dht=dht)
+            await session._start(listeners, port)
+            try:
+                yield session
+            finally:
+                with trio.CancelScope(shield=True):
+                    await session._shutdown()
+                nursery.cancel_scope.cancel()
+    finally:
+        udp.close()
+        for listener in listeners:
             with trio.CancelScope(shield=True):
-                await session._shutdown()
-            nursery.cancel_scope.cancel()
+                await listener.aclose()

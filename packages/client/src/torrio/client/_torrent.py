@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from torrio.core import Bitfield, PeerAddr
+from torrio.core import Bitfield, PeerAddr, TorrioError
 from torrio.disk import DiskError, PieceVerified, StorageFailed
 from torrio.disk import StorageError as DiskStorageError
 from torrio.handshake import HandshakeResult, Reserved
@@ -27,7 +27,7 @@ from ._choker import ChokeCandidate, Choker
 from ._lifecycle import Lifecycle
 from ._params import AddTorrent
 from ._peer import Peer
-from ._peer_list import SOURCE_INCOMING, SOURCE_MANUAL, SOURCE_TRACKER, PeerList
+from ._peer_list import SOURCE_DHT, SOURCE_INCOMING, SOURCE_MANUAL, SOURCE_TRACKER, PeerList
 from ._piece_store import PieceStore
 from ._rate_limit import TokenBucket
 from ._rate_meter import RateMeter
@@ -587,6 +587,8 @@ class TorrentRuntime:
                     nursery.start_soon(self._connector)
                     if self._tracker_tiers():
                         nursery.start_soon(self._tracker_loop)
+                    if self.session.dht is not None and not self.torrent.private:
+                        nursery.start_soon(self._dht_loop)
             finally:
                 self._nursery = None
                 self._active_scope = None
@@ -642,6 +644,25 @@ class TorrentRuntime:
             self._announcer = None
             with trio.CancelScope(shield=True):
                 await announcer.stop(wait=2.0)
+
+    async def _dht_loop(self) -> None:
+        """Find peers through the DHT and announce ourselves (public torrents only, BEP 27)."""
+        node = self.session.dht
+        key = self.info_hash.wire
+        while True:
+            found = 0
+            with trio.move_on_after(60):
+                try:
+                    async for addr in node.get_peers(key):
+                        if self.peer_list.add(addr, SOURCE_DHT, trio.current_time()):
+                            found += 1
+                            self._connect_wake.set()
+                    await node.announce(key, port=self.session.port)
+                except TorrioError as exc:
+                    self.publish(ev.DhtReply(self.info_hash, found, str(exc)))
+                else:
+                    self.publish(ev.DhtReply(self.info_hash, found, None))
+            await trio.sleep(self.session.settings.dht_interval)
 
     async def _connector(self) -> None:
         while True:

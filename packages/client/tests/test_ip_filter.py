@@ -132,3 +132,13 @@ def test_lookup_matches_naive_membership(ranges: list[tuple[int, int]], probes: 
 @given(st.text(max_size=200))
 def test_hostile_text_never_raises(text: str) -> None:
     IpFilter.parse(text)
+
+
+def test_v4_mapped_ranges_count_as_ipv4() -> None:
+    f = IpFilter.parse("::ffff:1.2.3.4 - ::ffff:1.2.3.9 , 0 , mapped\n")
+    assert f.statistics().ranges_v4 == 1 and f.blocked("1.2.3.5")
+
+
+def test_non_ascii_digits_are_not_octets() -> None:
+    f = IpFilter.parse("x:١.2.3.4-1.2.3.5\n")
+    assert f.malformed == 1

@@ -70,51 +70,57 @@ class IpFilterStatistics:
     blocked: int
 
 
-def _parse_ip(text: str) -> IPAddress:
+def _parse_ip(text: str) -> tuple[int, int]:
+    """``(version, integer value)``; IPv4-mapped IPv6 comes back as IPv4. ValueError if bad."""
     text = text.strip()
     if not text:
         raise ValueError("empty address")
-    if ":" not in text and "." in text:
-        # eMule lists pad octets with zeros; ipaddress rejects leading zeros
+    if ":" not in text:
+        # fast path for the common case; eMule lists pad octets with zeros (001.002.003.004),
+        # which ipaddress rejects
         parts = text.split(".")
-        if len(parts) != 4 or not all(p.isdigit() and len(p) <= 3 for p in parts):
-            raise ValueError(f"bad IPv4 address {text!r}")
-        text = ".".join(str(int(p)) for p in parts)
-    return ipaddress.ip_address(text)
+        if len(parts) != 4:
+            raise ValueError(f"bad IPv4 address {text[:50]!r}")
+        value = 0
+        for p in parts:
+            if not (0 < len(p) <= 3 and p.isdigit() and p.isascii()):
+                raise ValueError(f"bad IPv4 address {text[:50]!r}")
+            octet = int(p)
+            if octet > 255:
+                raise ValueError(f"bad IPv4 address {text[:50]!r}")
+            value = value << 8 | octet
+        return 4, value
+    value = int(ipaddress.IPv6Address(text))
+    if value >> 32 == 0xFFFF:
+        return 4, value & 0xFFFFFFFF
+    return 6, value
 
 
-def _normalize(ip: IPAddress) -> IPAddress:
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        return ip.ipv4_mapped
-    return ip
-
-
-def _pair(start: str, end: str) -> tuple[IPAddress, IPAddress]:
-    a = _normalize(_parse_ip(start))
-    b = _normalize(_parse_ip(end))
-    if a.version != b.version:
+def _pair(start: str, end: str) -> tuple[int, int, int]:
+    va, a = _parse_ip(start)
+    vb, b = _parse_ip(end)
+    if va != vb:
         raise ValueError("range mixes IPv4 and IPv6")
-    if int(a) > int(b):
+    if a > b:
         raise ValueError("range start is after its end")
-    return a, b
+    return va, a, b
 
 
-def _parse_emule(line: str) -> tuple[IPAddress, IPAddress, int]:
+def _parse_emule(line: str) -> tuple[int, int, int, int]:
     fields = line.split(",", 2)
     if len(fields) < 2:
         raise ValueError("eMule line needs 'start - end , level'")
-    rng = fields[0]
-    start, sep, end = rng.partition("-")
+    start, sep, end = fields[0].partition("-")
     if not sep:
         raise ValueError("range has no '-'")
     level_s = fields[1].strip()
     if not level_s.isdigit() or len(level_s) > 4:
         raise ValueError(f"bad access level {level_s!r}")
-    a, b = _pair(start, end)
-    return a, b, int(level_s)
+    v, a, b = _pair(start, end)
+    return v, a, b, int(level_s)
 
 
-def _parse_p2p(line: str) -> tuple[IPAddress, IPAddress]:
+def _parse_p2p(line: str) -> tuple[int, int, int]:
     left, sep, end = line.rpartition("-")
     if not sep:
         raise ValueError("range has no '-'")
@@ -168,8 +174,8 @@ class IpFilter:
         v4: list[tuple[int, int]] = []
         v6: list[tuple[int, int]] = []
         for first, last in ranges:
-            a, b = _pair(str(first), str(last))
-            (v4 if a.version == 4 else v6).append((int(a), int(b)))
+            v, a, b = _pair(str(first), str(last))
+            (v4 if v == 4 else v6).append((a, b))
         f = cls()
         f._starts4, f._ends4 = _merge(v4)
         f._starts6, f._ends6 = _merge(v6)
@@ -192,13 +198,13 @@ class IpFilter:
             if not line or line.startswith(("#", "//")):
                 continue
             try:
-                if "," in line and line.count(",") >= 1 and _looks_emule(line):
-                    a, b, level = _parse_emule(line)
+                if "," in line and _looks_emule(line):
+                    v, a, b, level = _parse_emule(line)
                     if level > EMULE_BLOCK_LEVEL:
                         parsed += 1
                         continue
                 else:
-                    a, b = _parse_p2p(line)
+                    v, a, b = _parse_p2p(line)
             except ValueError as exc:
                 if strict:
                     raise IpFilterError(str(exc), line=lineno) from None
@@ -207,7 +213,7 @@ class IpFilter:
                     issues.append(IpFilterIssue(lineno, str(exc), raw[:200]))
                 continue
             parsed += 1
-            (v4 if a.version == 4 else v6).append((int(a), int(b)))
+            (v4 if v == 4 else v6).append((a, b))
         f = cls(issues=tuple(issues), malformed=malformed, lines_parsed=parsed)
         f._starts4, f._ends4 = _merge(v4)
         f._starts6, f._ends6 = _merge(v6)
@@ -215,13 +221,16 @@ class IpFilter:
 
     def blocked(self, ip: IPAddress | str) -> bool:
         """Is ``ip`` inside a blocked range? (Counted in :meth:`statistics`.)"""
-        addr = _normalize(ipaddress.ip_address(ip) if isinstance(ip, str) else ip)
+        addr = ipaddress.ip_address(ip) if isinstance(ip, str) else ip
+        x = int(addr)
         if addr.version == 4:
+            starts, ends = self._starts4, self._ends4
+        elif x >> 32 == 0xFFFF:  # IPv4-mapped
+            x &= 0xFFFFFFFF
             starts, ends = self._starts4, self._ends4
         else:
             starts, ends = self._starts6, self._ends6
         self._lookups += 1
-        x = int(addr)
         i = bisect.bisect_right(starts, x) - 1
         hit = i >= 0 and x <= ends[i]
         if hit:
@@ -243,18 +252,14 @@ class IpFilter:
         )
 
 
+_ADDR_CHARS = frozenset("0123456789abcdefABCDEF.:")
+
+
 def _looks_emule(line: str) -> bool:
-    # "desc:1.2.3.4-1.2.3.5" with a comma inside the description is PeerGuardian: eMule lines
-    # start with the range, so the text before the first comma holds a '-' and no letters
-    head = line.split(",", 1)[0]
-    if "-" not in head:
-        return False
-    start = head.partition("-")[0].strip()
-    try:
-        _parse_ip(start)
-    except ValueError:
-        return False
-    return True
+    # eMule lines start with the range ("1.2.3.4 - 1.2.3.5 , ..."); a PeerGuardian line with a
+    # comma in its description starts with text
+    start = line.split(",", 1)[0].partition("-")[0].strip()
+    return bool(start) and all(c in _ADDR_CHARS for c in start)
 
 
 def load_ip_filter(

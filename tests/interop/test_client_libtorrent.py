@@ -153,3 +153,30 @@ async def test_utp_both_directions(tmp_path: Path) -> None:
     want = tree_digest(tmp_path / "seed" / "payload")
     assert tree_digest(tmp_path / "ours" / "payload") == want
     assert tree_digest(tmp_path / "lt" / "payload") == want
+
+
+async def test_libtorrent_seed_found_through_the_dht(tmp_path: Path) -> None:
+    """libtorrent announces into a loopback DHT; a torrio session with no peers finds it there."""
+    from torrio.dht import open_node
+
+    t = make_torrent(tmp_path / "seed", FILES, piece_length=32768)
+    async with open_node(host="127.0.0.1", wait_joined=False) as boot:
+        lt_dht = {
+            "enable_dht": True,
+            "dht_bootstrap_nodes": f"127.0.0.1:{boot.port}",
+            "dht_restrict_routing_ips": False,
+            "dht_restrict_search_ips": False,
+            "dht_enforce_node_id": False,
+        }
+        async with (
+            ltx.open_session(lt_dht) as lt_seed,
+            open_session(
+                **LOOP, dht=True, dht_bootstrap=(("127.0.0.1", boot.port),), dht_interval=2.0
+            ) as ours,
+        ):
+            sh = lt_seed.add_torrent(t.to_bytes(), tmp_path / "seed", seed_mode=True)
+            await lt_seed.wait_for(lambda: bool(sh.status().is_seeding))
+            sh.force_dht_announce()
+            h = await ours.add_torrent(AddTorrent(source=t, save_path=tmp_path / "dl"))
+            await _wait_ours(h, 90)
+    assert tree_digest(tmp_path / "dl" / "payload") == tree_digest(tmp_path / "seed" / "payload")

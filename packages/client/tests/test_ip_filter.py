@@ -140,5 +140,5 @@ def test_v4_mapped_ranges_count_as_ipv4() -> None:
 
 
 def test_non_ascii_digits_are_not_octets() -> None:
-    f = IpFilter.parse("x:١.2.3.4-1.2.3.5\n")
+    f = IpFilter.parse("x:\u0661.2.3.4-1.2.3.5\n")  # ARABIC-INDIC DIGIT ONE
     assert f.malformed == 1

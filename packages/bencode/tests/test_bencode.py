@@ -201,3 +201,12 @@ def test_int_parser_leniency_does_not_leak(raw: bytes) -> None:
     # int() accepts whitespace, '+', '_' and non-ASCII digits; canonical bencode does not.
     with pytest.raises(BencodeError):
         decode(raw)
+
+
+@pytest.mark.parametrize(
+    "raw", [b"i" + b"9" * 100_000 + b"e", b"9" * 5000 + b":x", b"l" + b"i" + b"9" * 5000 + b"ee"]
+)
+def test_integer_digit_limit_is_bencode_error(raw: bytes) -> None:
+    # Python refuses int() of > 4300 digits with a bare ValueError; callers must see ours.
+    with pytest.raises(BencodeError):
+        decode(raw)

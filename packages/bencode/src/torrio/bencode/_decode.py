@@ -40,7 +40,10 @@ class _Decoder:
             s = m.group(1)
             if s == b"-0":
                 raise BencodeError("negative zero is not canonical", i)
-            return int(s), m.end()
+            try:
+                return int(s), m.end()
+            except ValueError:  # beyond the interpreter's int-string digit limit
+                raise BencodeError(f"integer of {len(s)} digits is too long", i) from None
         if c == 0x6C:  # l
             if depth >= self.max_depth:
                 raise BencodeError(f"nesting deeper than {self.max_depth}", i)
@@ -87,7 +90,10 @@ class _Decoder:
         if m is None:
             raise BencodeError("malformed string length", i)
         start = m.end()
-        stop = start + int(m.group(1))
+        digits = m.group(1)
+        if len(digits) > 19:  # longer than any input this process could hold
+            raise BencodeError("string runs past end of input", i)
+        stop = start + int(digits)
         if stop > self.end:
             raise BencodeError("string runs past end of input", i)
         return self.data[start:stop], stop

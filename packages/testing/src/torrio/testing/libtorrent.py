@@ -60,7 +60,7 @@ class LtSession:
 
     def __init__(self, session: Any) -> None:
         self.session = session
-        self._alerts: list[Any] = []
+        self._history: list[str] = []
 
     @property
     def lt(self) -> Any:
@@ -98,23 +98,28 @@ class LtSession:
         return handle
 
     def pop_alerts(self) -> list[Any]:
-        """Alerts since the last call (also kept for :meth:`wait_alert`)."""
+        """Alerts since the last call.
+
+        libtorrent frees alert objects at the next ``pop_alerts``: use the returned objects before
+        calling again (or any method here that pops). Only their text is kept, for
+        :meth:`alerts_text`.
+        """
         new = list(self.session.pop_alerts())
-        self._alerts.extend(new)
+        self._history.extend(f"{type(a).__name__}: {a.message()}" for a in new)
         return new
 
     async def wait_alert(
         self, predicate: Callable[[Any], bool], timeout: float = 30.0, poll: float = 0.02
     ) -> Any:
-        """The first alert (already seen or new) for which ``predicate`` holds; raises TimeoutError."""
+        """The first newly popped alert for which ``predicate`` holds; raises TimeoutError.
+
+        The returned alert is valid until the next pop (see :meth:`pop_alerts`).
+        """
         with trio.fail_after(timeout):
-            seen = 0
             while True:
-                self.pop_alerts()
-                for alert in self._alerts[seen:]:
+                for alert in self.pop_alerts():
                     if predicate(alert):
                         return alert
-                seen = len(self._alerts)
                 await trio.sleep(poll)
 
     async def wait_for(
@@ -132,7 +137,7 @@ class LtSession:
 
     def alerts_text(self) -> str:
         """Every alert message seen so far, one per line, for assertion messages."""
-        return "\n".join(f"{type(a).__name__}: {a.message()}" for a in self._alerts)
+        return "\n".join(self._history)
 
 
 @contextlib.asynccontextmanager

@@ -9,6 +9,7 @@ in its statistics. Each test uses its own group and a free port so parallel runs
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import socket
 
@@ -230,3 +231,28 @@ async def test_slow_consumer_drops_and_counts() -> None:
                 await trio.sleep(0.01)
             assert a.statistics().dropped == 6
             assert len([await a.receive(), await a.receive()]) == 2
+
+
+def test_default_pacing_follows_bep14_over_an_hour() -> None:
+    # at most one datagram a minute, each torrent at most once per 5 minutes, under 1400 bytes
+    a = LsdAnnouncer(6881, "me")
+    hashes = [bytes([i]) * 20 for i in range(30)]
+    for h in hashes:
+        a.add(h)
+    sent: list[float] = []
+    last_seen: dict[bytes, float] = {}
+    now = 0.0
+    while now < 3600.0:
+        data = a.poll(now)
+        if data is not None:
+            assert len(data) <= MAX_MESSAGE_SIZE
+            sent.append(now)
+            for h in LsdAnnounce.from_bytes(data).info_hashes:
+                assert h not in last_seen or now - last_seen[h] >= 300.0
+                last_seen[h] = now
+        deadline = a.next_deadline()
+        assert deadline is not None
+        now = max(now + 0.5, deadline)
+    assert all(b - a_ >= 60.0 for a_, b in itertools.pairwise(sent))
+    assert set(last_seen) == set(hashes)  # every torrent got announced
+    assert len(sent) >= 3600 / 300 * 30 / 20  # and keeps being announced

@@ -6,8 +6,9 @@ Sans-I/O core (no trio, sockets or clocks; ``now`` is passed in):
   :meth:`~LsdAnnounce.from_bytes` (size, header count and line limits; 40-hex info-hashes; our
   own :class:`LsdError` for anything else);
 * :class:`LsdAnnouncer` — which datagram to send when: each torrent at most once per
-  ``interval`` (5 minutes), and at most one datagram per ``min_gap`` seconds overall, up to
-  ``max_per_message`` info-hashes per datagram;
+  ``interval`` (5 minutes), and at most one datagram per ``min_gap`` seconds overall (60: BEP 14
+  asks for no more than one announce a minute), up to ``max_per_message`` info-hashes per
+  datagram (BEP 14's answer for many torrents; the torrents due longest go first);
 * :class:`LsdReceiver` — turns a received datagram into ``(info_hash, PeerAddr)`` pairs for the
   torrents we have, ignoring our own cookie, repeating announces (same source, port and torrent
   within ``repeat_interval``) and sources sending more than ``max_per_minute`` datagrams.
@@ -54,8 +55,10 @@ MAX_MESSAGE_SIZE = 1400
 MAX_INFOHASHES = 32
 #: Seconds between two announces of one torrent (BEP 14: not more than once every 5 minutes).
 ANNOUNCE_INTERVAL = 300.0
-#: Default seconds between two datagrams, all torrents together.
-DEFAULT_MIN_GAP = 1.0
+#: Default seconds between two datagrams, all torrents together (BEP 14: at most one a minute).
+DEFAULT_MIN_GAP = 60.0
+#: Default info-hashes per datagram (20 keep a message under 1400 bytes with room to spare).
+DEFAULT_MAX_PER_MESSAGE = 20
 
 _REQUEST_LINE = "BT-SEARCH * HTTP/1.1"
 _HEX40 = re.compile(r"[0-9a-fA-F]{40}")
@@ -149,7 +152,7 @@ class LsdAnnouncer:
     host: str = _host_header(LSD_GROUP_V4)
     interval: float = ANNOUNCE_INTERVAL
     min_gap: float = DEFAULT_MIN_GAP
-    max_per_message: int = 4
+    max_per_message: int = DEFAULT_MAX_PER_MESSAGE
     _due: dict[bytes, float] = attrs.field(factory=dict)
     _last_sent: float | None = None
     _sent: int = 0
@@ -443,7 +446,7 @@ async def open_lsd(
     cookie: str | None = None,
     interval: float = ANNOUNCE_INTERVAL,
     min_gap: float = DEFAULT_MIN_GAP,
-    max_per_message: int = 4,
+    max_per_message: int = DEFAULT_MAX_PER_MESSAGE,
     buffer: int = 64,
 ) -> AsyncIterator[LsdService]:
     """Run LSD for the duration of the block (see the module docstring).

@@ -128,3 +128,12 @@ def test_never_accepts_more_than_the_caps(msgs: list[tuple[float, int]]) -> None
         assert len(got) <= 20
         total += len(got)
     assert total <= 50
+
+
+def test_one_public_ip_with_many_ports_counts_once() -> None:
+    pex: TorrentPex[str] = TorrentPex()
+    pex.connection_opened("c")
+    victim = [PexPeer(PeerAddr("8.8.4.4", port)) for port in range(1000, 1040)]
+    lan = [PexPeer(PeerAddr("192.168.1.5", port)) for port in (6881, 6882)]
+    got = pex.receive("c", UtPex(added=(*victim, *lan)), 0.0)
+    assert [p.addr for p in got] == [victim[0].addr, lan[0].addr, lan[1].addr]

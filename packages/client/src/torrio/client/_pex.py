@@ -14,7 +14,8 @@ source sending faster than BEP 11 allows (one message a minute, 10% jitter grace
 its message is ignored; after ``max_violations`` strikes the source is ignored for good (a flooding
 peer). Each message contributes at most ``max_taken_per_message`` peers and each source at most
 ``max_per_source`` over the connection's life; unusable addresses (port 0, unspecified, multicast,
-our own) are dropped.
+our own) are dropped, and so are further ports of a public IP already listed in the message
+(BEP 11's advice against being used to flood a victim).
 
 Private torrents (BEP 27): ``TorrentPex(private=True)`` never builds nor accepts anything; the
 session must also leave ``ut_pex`` out of the extended handshake (:func:`pex_extension_ids`).
@@ -197,6 +198,7 @@ class TorrentPex(Generic[K]):
         room = min(self.max_taken_per_message, self.max_per_source - src.taken)
         out: list[PexPeer] = []
         seen: set[PeerAddr] = set()
+        seen_ips: set[object] = set()
         for p in message.added:
             if len(out) >= room:
                 break
@@ -207,7 +209,13 @@ class TorrentPex(Generic[K]):
                 or a in seen or (ip.version == 4 and ip.packed == b"\xff\xff\xff\xff")
             ):  # fmt: skip
                 continue
+            # BEP 11: one IP listed with many ports is ignored (a DDoS lever), except on
+            # loopback and private networks where several peers do share an address
+            shared = ip.is_loopback or ip.is_private or ip.is_link_local
+            if not shared and ip in seen_ips:
+                continue
             seen.add(a)
+            seen_ips.add(ip)
             out.append(p)
         src.taken += len(out)
         self._accepted += len(out)

@@ -49,6 +49,7 @@ from torrio.wire import (
     WireError,
     encode,
     encode_many,
+    uncle_count,
 )
 
 N = 100
@@ -60,7 +61,7 @@ ALL_CORE: list[Message] = [
     Piece(3, 5, b""), Cancel(1, 16384, 16384), Port(6881), Suggest(7), HaveAll(), HaveNone(),
     Reject(1, 0, 16384), AllowedFast(8), Extended(99, b"opaque"),
     HashRequest(ROOT, 0, 0, 512, 3), Hashes(ROOT, 0, 0, 2, 0, bytes(64)),
-    HashReject(ROOT, 1, 2, 3, 4), Unknown(42, b"whatever"),
+    HashReject(ROOT, 1, 4, 4, 4), Unknown(42, b"whatever"),
 ]  # fmt: skip
 
 
@@ -267,6 +268,23 @@ def test_get_buffer_protocol() -> None:
 
 u32 = st.integers(0, 2**32 - 1)
 idx = st.integers(0, N - 1)
+root32 = st.binary(min_size=32, max_size=32)
+
+
+@st.composite
+def hash_msg(draw: st.DrawFn, cls: type) -> Message:
+    """A BEP 52 hash message with valid fields (aligned index, power-of-two length)."""
+    length = 1 << draw(st.integers(1, 9))
+    base = draw(st.integers(0, 10))
+    index = length * draw(st.integers(0, 1000))
+    proofs = draw(st.integers(0, 20))
+    if cls is Hashes:
+        uncles = uncle_count(length, proofs)
+        n = draw(st.integers(uncles + 1, length + uncles))
+        return Hashes(draw(root32), base, index, length, proofs, bytes(32 * n))
+    return cls(draw(root32), base, index, length, proofs)  # type: ignore[no-any-return]
+
+
 core_messages = st.one_of(
     st.just(KeepAlive()), st.just(Choke()), st.just(Unchoke()), st.just(Interested()),
     st.just(NotInterested()), st.just(HaveAll()), st.just(HaveNone()),
@@ -277,10 +295,7 @@ core_messages = st.one_of(
     st.builds(Piece, idx, u32, st.binary(max_size=300)),
     st.builds(Port, st.integers(0, 65535)),
     st.builds(Extended, st.integers(0, 255), st.binary(max_size=100)),
-    st.builds(HashRequest, st.binary(min_size=32, max_size=32), u32, u32, u32, u32),
-    st.builds(HashReject, st.binary(min_size=32, max_size=32), u32, u32, u32, u32),
-    st.builds(Hashes, st.binary(min_size=32, max_size=32), u32, u32, u32, u32,
-              st.integers(0, 4).map(lambda n: bytes(32 * n))),
+    hash_msg(HashRequest), hash_msg(HashReject), hash_msg(Hashes),
     st.builds(BitfieldMessage, st.binary(min_size=12, max_size=12).map(lambda b: b + b"\x00")),
 )  # fmt: skip
 

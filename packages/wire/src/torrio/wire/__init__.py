@@ -45,6 +45,13 @@ from ._extensions import (
     metadata_piece_count,
     pex_flags_for,
 )
+from ._hash_fields import (
+    MAX_HASH_REQUEST_LENGTH,
+    MAX_MERKLE_LAYERS,
+    check_hash_fields,
+    check_hashes_count,
+    uncle_count,
+)
 from ._messages import (
     BLOCK_SIZE,
     AllowedFast,
@@ -94,6 +101,8 @@ __all__ = [
     "IDLE_TIMEOUT",
     "KEEPALIVE_INTERVAL",
     "LT_DONTHAVE",
+    "MAX_HASH_REQUEST_LENGTH",
+    "MAX_MERKLE_LAYERS",
     "METADATA_PIECE_SIZE",
     "NEED_DATA",
     "PEX_MAX_ENTRIES",
@@ -150,10 +159,13 @@ __all__ = [
     "WireStatistics",
     "allowed_fast_set",
     "check_bitfield",
+    "check_hash_fields",
+    "check_hashes_count",
     "decode_ut_metadata",
     "encode",
     "encode_many",
     "metadata_piece_count",
     "open_peer_connection",
     "pex_flags_for",
+    "uncle_count",
 ]

@@ -15,6 +15,8 @@ import enum
 import struct
 
 from ._errors import WireError
+from ._hash_fields import check_hash_fields as _check_fields
+from ._hash_fields import check_hashes_count as _check_count
 from ._messages import (
     ALLOWED_FAST,
     BITFIELD,
@@ -110,6 +112,15 @@ class WireDecoder:
     ``num_pieces`` (if known) bounds bitfields exactly and lets the decoder reject out-of-range
     piece indices; it can be set later with :meth:`set_num_pieces` (after a magnet's metadata).
     ``max_block_size`` bounds ``piece`` payloads and ``request`` lengths.
+    ``check_hash_fields`` (default on) refuses BEP 52 hash request/hashes/hash reject messages
+    whose base layer, index alignment, power-of-two length, proof layers or hash count break
+    the rules in :mod:`torrio.wire._hash_fields`.
+
+    ``zero_copy`` (default off) makes :class:`Piece` ``block`` a read-only ``memoryview`` into the
+    receive buffer instead of a ``bytes`` copy. It stays valid for as long as the caller keeps
+    it: in this mode the decoder never moves data inside a buffer a view may point into, it
+    starts a fresh buffer instead (so each kept block pins its buffer, about 256 KiB shared by
+    up to 16 blocks, until released). Default mode copies each block exactly once, into bytes.
     """
 
     def __init__(
@@ -124,8 +135,12 @@ class WireDecoder:
         extension_protocol: bool = True,
         dht: bool = True,
         v2: bool = True,
+        check_hash_fields: bool = True,
+        zero_copy: bool = False,
     ) -> None:
         self._max_block = max_block_size
+        self._zero_copy = zero_copy
+        self._check_hash_fields = check_hash_fields
         self._piece_limit = 9 + max_block_size
         self._max_ext = max_extended_size
         self._max_hashes = max_hashes_size
@@ -188,7 +203,13 @@ class WireDecoder:
         buf = self._buf
         if len(buf) - self._w < min_size:
             pending = self._w - self._r
-            if self._r and len(buf) - pending >= min_size:
+            if self._zero_copy:
+                # views handed out may point anywhere before _r: never overwrite, start afresh
+                new = bytearray(max(len(buf), pending + min_size))
+                new[:pending] = buf[self._r : self._w]
+                self._buf = buf = new
+                self._mv = memoryview(new)
+            elif self._r and len(buf) - pending >= min_size:
                 buf[:pending] = buf[self._r : self._w]
             else:
                 new = bytearray(max(2 * len(buf), pending + min_size))
@@ -237,6 +258,11 @@ class WireDecoder:
             return self._max_hashes
         return self._max_ext  # unknown ids: bounded like extended messages, then ignored
 
+    def _block(self, mv: memoryview, start: int, end: int) -> bytes | memoryview:
+        if self._zero_copy:
+            return mv[start:end].toreadonly()
+        return bytes(mv[start:end])
+
     def next_event(self) -> Message | NeedData:
         """The next complete message, or :data:`NEED_DATA`. Protocol violations raise WireError."""
         r = self._r
@@ -258,7 +284,7 @@ class WireDecoder:
                 piece = _new(Piece)  # fields are in range by construction: skip attrs validation
                 _set(piece, "index", index)
                 _set(piece, "begin", begin)
-                _set(piece, "block", bytes(mv[r + 13 : end]))
+                _set(piece, "block", self._block(mv, r + 13, end))
                 return piece
         length = _U32.unpack_from(buf, r)[0]
         if length == 0:
@@ -293,7 +319,7 @@ class WireDecoder:
             piece = _new(Piece)
             _set(piece, "index", index)
             _set(piece, "begin", begin)
-            _set(piece, "block", bytes(mv[p + 8 : end]))
+            _set(piece, "block", self._block(mv, p + 8, end))
             return piece
         fixed = _FIXED.get(msg_id)
         if fixed is not None and length != fixed:
@@ -331,9 +357,13 @@ class WireDecoder:
             if length < 49:
                 raise WireError("hash message too short", msg_id)
             root, base, index, hlen, proofs = _HASH.unpack_from(buf, p)
+            if self._check_hash_fields:
+                _check_fields(msg_id, base, index, hlen, proofs)
             if msg_id == HASHES:
                 if (length - 49) % 32:
                     raise WireError("hashes payload is not a multiple of 32 bytes", HASHES)
+                if self._check_hash_fields:
+                    _check_count(HASHES, hlen, proofs, (length - 49) // 32)
                 return Hashes(root, base, index, hlen, proofs, bytes(mv[p + 48 : end]))
             cls2 = HashRequest if msg_id == HASH_REQUEST else HashReject
             return cls2(root, base, index, hlen, proofs)

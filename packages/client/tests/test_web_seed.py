@@ -11,19 +11,24 @@ from pathlib import Path
 
 import attrs
 import pytest
+import trio
 
 from torrio.client._web_seed import (
     HttpSeed,
     HttpSeedBusy,
     WebSeed,
     WebSeedError,
+    coalesce_requests,
     file_url,
     http_seed_url,
     piece_hash_ok,
     plan_range,
+    run_web_seed,
     web_seed_client,
 )
+from torrio.core import Bitfield
 from torrio.metainfo import Torrent
+from torrio.select import BlockRequest, Picker, PieceLayout
 
 from ._helpers import make_torrent
 
@@ -299,3 +304,86 @@ async def test_bep17_http_seed(tmp_path: Path) -> None:
         srv.shutdown()
         srv.server_close()
         th.join()
+
+
+# -- driven by a Picker (a web seed as a peer) ---------------------------------------------------
+
+
+def make_picker(t: Torrent) -> Picker:
+    return Picker(
+        PieceLayout.from_sizes(t.layout.piece_size(i) for i in range(t.num_pieces)),
+        have=Bitfield(t.num_pieces),
+    )
+
+
+def test_coalesce_requests_joins_contiguous_blocks() -> None:
+    reqs = [BlockRequest(1, 0, 16384), BlockRequest(0, 16384, 16384), BlockRequest(0, 0, 16384),
+            BlockRequest(3, 0, 100)]  # fmt: skip
+    runs = coalesce_requests(reqs, 32768)
+    assert [(o, len(g)) for o, g in runs] == [(0, 3), (3 * 32768, 1)]
+    assert len(coalesce_requests(reqs, 32768, max_bytes=16384)) == 4
+
+
+async def download_with_picker(ws: WebSeed, t: Torrent) -> tuple[bytes, Picker]:
+    picker = make_picker(t)
+    space = bytearray(t.total_length)
+
+    async def deliver(req: BlockRequest, data: bytes) -> None:
+        res = picker.block_received(ws, req, trio.current_time())
+        if not res.accepted:
+            return
+        start = t.layout.piece_offset(req.piece) + req.offset
+        space[start : start + len(data)] = data
+        if res.piece_complete:
+            piece = bytes(
+                space[t.layout.piece_offset(req.piece) :][: t.layout.piece_size(req.piece)]
+            )
+            ok = piece_hash_ok(t, req.piece, piece)
+            ws.report_piece(ok=ok)
+            if ok:
+                picker.piece_passed(req.piece)
+            else:
+                picker.piece_failed(req.piece)
+
+    with trio.fail_after(30):
+        await run_web_seed(ws, picker, deliver, retry=0.01, idle=0.01)
+    return bytes(space), picker
+
+
+async def test_picker_driven_web_seed_download(tmp_path: Path, server: Server) -> None:
+    t = make_torrent(tmp_path, FILES, piece_length=16384, version="hybrid")
+    async with web_seed_client() as client:
+        ws = WebSeed(server.base, t, client)
+        space, picker = await download_with_picker(ws, t)
+    assert picker.is_finished() and space == payload(tmp_path, t)
+    assert picker.peers() == []  # the web seed left the picker
+    # far fewer HTTP requests than blocks: contiguous blocks were fetched together
+    assert ws.statistics().requests < t.num_pieces
+
+
+async def test_picker_driven_web_seed_is_banned_by_bad_pieces(
+    tmp_path: Path, server: Server
+) -> None:
+    t = make_torrent(tmp_path, FILES, piece_length=16384)
+    server.behaviour.mode = "corrupt"
+    async with web_seed_client() as client:
+        ws = WebSeed(server.base, t, client, max_bad_pieces=2)
+        _, picker = await download_with_picker(ws, t)
+    assert ws.banned and not picker.is_finished() and picker.peers() == []
+
+
+async def test_picker_driven_web_seed_backs_off_on_errors(tmp_path: Path, server: Server) -> None:
+    t = make_torrent(tmp_path, FILES, piece_length=16384)
+    server.behaviour.mode = "404"
+    async with web_seed_client() as client:
+        ws = WebSeed(server.base, t, client)
+        picker = make_picker(t)
+
+        async def deliver(req: BlockRequest, data: bytes) -> None:
+            raise AssertionError("nothing is delivered from a 404")
+
+        with trio.move_on_after(0.5):
+            await run_web_seed(ws, picker, deliver, retry=0.1, max_retry=0.2)
+    # 0.1 + 0.2 + 0.2 ... seconds apart: a handful of attempts, not a busy loop
+    assert 1 <= ws.statistics().errors <= 6
+    assert picker.peers() == []

@@ -334,3 +334,88 @@ class HttpSeed(WebSeed):
                 raise WebSeedError(f"piece {index} failed the hash check", url=self.url)
             self.report_piece(ok=True)
         return data
+
+
+# -- a web seed as a picker peer ------------------------------------------------------------------
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+    from torrio.select import BlockRequest, Picker
+
+#: Most bytes one coalesced Range request carries when driven by :func:`run_web_seed`.
+MAX_RUN_BYTES = 4 << 20
+
+
+def coalesce_requests(
+    requests: list[BlockRequest], piece_length: int, max_bytes: int = MAX_RUN_BYTES
+) -> list[tuple[int, list[BlockRequest]]]:
+    """Group block requests into runs contiguous in the piece space: ``(offset, requests)``."""
+    ordered = sorted(requests, key=lambda r: r.piece * piece_length + r.offset)
+    runs: list[tuple[int, list[BlockRequest]]] = []
+    end = -1
+    size = 0
+    for r in ordered:
+        start = r.piece * piece_length + r.offset
+        if runs and start == end and size + r.length <= max_bytes:
+            runs[-1][1].append(r)
+            size += r.length
+        else:
+            runs.append((start, [r]))
+            size = r.length
+        end = start + r.length
+    return runs
+
+
+async def run_web_seed(
+    ws: WebSeed,
+    picker: Picker,
+    deliver: Callable[[BlockRequest, bytes], Awaitable[None]],
+    *,
+    blocks: int = 64,
+    retry: float = 5.0,
+    max_retry: float = 300.0,
+    idle: float = 1.0,
+) -> None:
+    """Use ``ws`` as a peer of ``picker`` that has every piece and never chokes, until the picker
+    is finished or the seed is banned (then it leaves the picker and returns).
+
+    Each round asks the picker for up to ``blocks`` blocks, fetches them in contiguous runs and
+    hands each block to ``deliver(request, data)`` — the session's own block path, which calls
+    ``picker.block_received``, writes, and on a completed piece verifies it and reports
+    ``ws.report_piece(ok=...)`` (so bad pieces ban the seed). A failed request gives its blocks
+    back to the picker and waits ``retry`` seconds, doubling to ``max_retry`` while failures
+    continue (a BEP 17 busy answer waits what the server asked). With nothing to fetch it looks
+    again after ``idle`` seconds. :class:`HttpSeed` serves whole pieces only: not for this.
+    """
+    import trio
+
+    picker.add_peer(ws, trio.current_time())
+    picker.peer_has_all(ws)
+    picker.set_peer_choking(ws, False)
+    delay = retry
+    try:
+        while not picker.is_finished() and not ws.banned:
+            reqs = picker.pick(ws, blocks, trio.current_time())
+            if not reqs:
+                await trio.sleep(idle)
+                continue
+            pending = set(reqs)
+            try:
+                for offset, group in coalesce_requests(reqs, ws.torrent.piece_length):
+                    data = await ws.fetch_range(offset, sum(r.length for r in group))
+                    pos = 0
+                    for r in group:
+                        pending.discard(r)
+                        await deliver(r, data[pos : pos + r.length])
+                        pos += r.length
+                delay = retry
+            except WebSeedError as exc:
+                for r in pending:
+                    picker.block_rejected(ws, r)
+                wait = exc.retry_after if isinstance(exc, HttpSeedBusy) else delay
+                delay = min(delay * 2, max_retry)
+                if not ws.banned:
+                    await trio.sleep(wait)
+    finally:
+        picker.remove_peer(ws)

@@ -16,7 +16,7 @@ import contextlib
 import errno as _errno
 import os
 import threading
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Callable, Hashable, Iterable, Sequence
 from typing import Any, TypeVar
 
@@ -42,6 +42,7 @@ from ._torrent import TorrentLike
 T = TypeVar("T")
 
 _COPY_CHUNK = 1 << 20
+_HASH_BATCH_BYTES = 16 << 20
 _NO_LINK = frozenset(
     {_errno.EXDEV, _errno.EPERM, _errno.EMLINK, _errno.ENOTSUP, _errno.EOPNOTSUPP, _errno.EACCES}
 )
@@ -533,33 +534,34 @@ class TorrentStorage:
     def _start_finish(self, p: _Partial) -> None:
         p.busy = True
         self._finishing += 1
-        self.manager._pieces_in_flight += 1
-        self.manager._nursery.start_soon(self._finish, p)
+        self.manager._queue_finish(self, p)
 
-    async def _finish(self, p: _Partial) -> None:
+    async def _finish_batch(self, batch: list[_Partial]) -> None:
+        """Hash and write complete pieces in one worker-thread call, then report each."""
+        mgr = self.manager
+        live: list[_Partial] = []
+        results: list[tuple[str, StorageError | None]] = []
         try:
-            await self._finish_inner(p)
+            try:
+                async with self._op():
+                    # pieces discarded (delete_files/remove) while queued are simply dropped
+                    live = [p for p in batch if self._partials.get(p.index) is p]
+                    if live:
+                        jobs = [(p.index, sorted(p.blocks.items()), bool(p.on_disk)) for p in live]
+                        results = await trio.to_thread.run_sync(
+                            self._finish_many_sync, jobs, limiter=mgr._hash_limiter
+                        )
+            finally:
+                mgr._pieces_in_flight -= len(batch)
+            for p, (outcome, error) in zip(live, results, strict=True):
+                await self._finish_result(p, outcome, error)
         finally:
-            self._finishing -= 1
+            self._finishing -= len(batch)
             if not self._finishing:
                 self._finished.set()
 
-    async def _finish_inner(self, p: _Partial) -> None:
+    async def _finish_result(self, p: _Partial, outcome: str, error: StorageError | None) -> None:
         mgr = self.manager
-        try:
-            async with self._op():
-                if self._partials.get(p.index) is not p:
-                    return  # discarded (delete_files/remove) while waiting: nothing to do
-                blocks = sorted(p.blocks.items())
-                outcome, error = await trio.to_thread.run_sync(
-                    self._finish_sync,
-                    p.index,
-                    blocks,
-                    bool(p.on_disk),
-                    limiter=mgr._hash_limiter,
-                )
-        finally:
-            mgr._pieces_in_flight -= 1
         contributors = frozenset(p.contributors)
         if self._partials.get(p.index) is p:
             del self._partials[p.index]
@@ -582,6 +584,11 @@ class TorrentStorage:
             mgr._release(p.cached)
             self._fail(error)
             await self._emit(StorageFailed.from_error(error))
+
+    def _finish_many_sync(
+        self, jobs: list[tuple[int, list[tuple[int, bytes]], bool]]
+    ) -> list[tuple[str, StorageError | None]]:
+        return [self._finish_sync(index, blocks, need_disk) for index, blocks, need_disk in jobs]
 
     def _finish_sync(
         self, index: int, blocks: list[tuple[int, bytes]], need_disk: bool
@@ -970,6 +977,9 @@ class DiskManager:
         if hash_threads is None:
             hash_threads = max(1, min(threads, (os.cpu_count() or 2) - 1))
         self._hash_limiter = trio.CapacityLimiter(hash_threads)
+        self._hash_slots = hash_threads
+        self._hashers = 0
+        self._hash_queue: deque[tuple[TorrentStorage, _Partial]] = deque()
         self.write_cache_limit = write_cache_bytes
         self.read_cache_limit = read_cache_bytes
         self._cached = 0
@@ -1109,6 +1119,34 @@ class DiskManager:
         storage._send.close()
 
     # -- internals ------------------------------------------------------------------------------
+
+    def _queue_finish(self, storage: TorrentStorage, p: _Partial) -> None:
+        """Queue a complete piece; start a hasher task if fewer than ``hash_threads`` run."""
+        self._pieces_in_flight += 1
+        self._hash_queue.append((storage, p))
+        if self._hashers < self._hash_slots:
+            self._hashers += 1
+            self._nursery.start_soon(self._hasher)
+
+    async def _hasher(self) -> None:
+        """Drain the queue of complete pieces. When pieces complete faster than they hash, each
+        thread call takes several (of one torrent): fewer cross-thread wake-ups per piece."""
+        try:
+            while self._hash_queue:
+                storage, first = self._hash_queue.popleft()
+                batch = [first]
+                size = first.size
+                while (
+                    self._hash_queue
+                    and self._hash_queue[0][0] is storage
+                    and size < _HASH_BATCH_BYTES
+                ):
+                    p = self._hash_queue.popleft()[1]
+                    batch.append(p)
+                    size += p.size
+                await storage._finish_batch(batch)
+        finally:
+            self._hashers -= 1
 
     async def _run_sync(self, fn: Callable[..., T], *args: Any) -> T:
         return await trio.to_thread.run_sync(fn, *args, limiter=self._limiter)

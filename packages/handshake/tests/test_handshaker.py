@@ -295,3 +295,106 @@ async def test_serve_hands_successful_handshakes_to_the_handler() -> None:
     assert got[0].peer is not None and str(got[0].peer.ip) == "127.0.0.1"
     assert got[0].encrypted
     assert server.statistics().failed == 1 and server.statistics().completed_incoming == 1
+
+
+async def test_connect_prefer_falls_back_without_reconnect_callable() -> None:
+    """PREFER through ``connect(factory)``: the refused encrypted attempt is retried in plaintext
+    on a fresh connection from the same factory; the caller passes no ``reconnect``."""
+    a = make(EncryptionPolicy.PREFER)
+    b = make(EncryptionPolicy.DISABLE)
+    results: list[Any] = []
+    opened = 0
+    async with trio.open_nursery() as nursery:
+
+        async def serve(stream: trio.abc.Stream) -> None:
+            try:
+                results.append(await b.accept(stream))
+            except HandshakeError as exc:
+                results.append(exc)
+
+        async def open_stream() -> trio.abc.Stream:
+            nonlocal opened
+            opened += 1
+            c1, c2 = trio.testing.memory_stream_pair()
+            nursery.start_soon(serve, c2)
+            return c1
+
+        ra = await a.connect(open_stream, IH)
+    assert opened == 2
+    assert not ra.encrypted and not ra.used_mse and ra.peer_id == b.peer_id
+    assert isinstance(results[0], HandshakeError) and isinstance(results[1], HandshakeResult)
+
+
+async def test_connect_prefer_stays_encrypted_when_peer_accepts() -> None:
+    a, b = make(EncryptionPolicy.PREFER), make(EncryptionPolicy.PREFER)
+    opened = 0
+    async with trio.open_nursery() as nursery:
+
+        async def open_stream() -> trio.abc.Stream:
+            nonlocal opened
+            opened += 1
+            c1, c2 = trio.testing.memory_stream_pair()
+            nursery.start_soon(b.accept, c2)
+            return c1
+
+        ra = await a.connect(open_stream, IH)
+    assert opened == 1 and ra.encrypted
+
+
+async def test_prefer_falls_back_when_peer_resets_during_mse() -> None:
+    """Regression: a peer that reset the connection on our MSE bytes surfaced as a transport
+    error (BrokenResourceError) and skipped the PREFER fallback; only a clean close fell back."""
+    a = make(EncryptionPolicy.PREFER)
+    b = make(EncryptionPolicy.DISABLE)
+    opened = 0
+    async with trio.open_nursery() as nursery:
+
+        async def open_stream() -> trio.abc.Stream:
+            nonlocal opened
+            opened += 1
+            c1, c2 = trio.testing.memory_stream_pair()
+            if opened == 1:
+                await c2.aclose()  # the first connection is already dead: sends break
+            else:
+                nursery.start_soon(b.accept, c2)
+            return c1
+
+        ra = await a.connect(open_stream, IH)
+    assert opened == 2 and not ra.encrypted
+
+
+async def test_connect_failure_is_a_handshake_error() -> None:
+    a = make(EncryptionPolicy.PREFER)
+
+    async def refuse() -> trio.abc.Stream:
+        raise OSError("connection refused")
+
+    with pytest.raises(HandshakeError) as info:
+        await a.connect(refuse, IH)
+    assert info.value.reason == "connect"
+    assert a.statistics().failed == 1
+
+
+async def test_connect_prefer_fallback_over_tcp() -> None:
+    import functools
+
+    a = make(EncryptionPolicy.PREFER)
+    b = make(EncryptionPolicy.DISABLE)
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    port = listeners[0].socket.getsockname()[1]
+    accepted: list[Any] = []
+
+    async def serve(stream: trio.SocketStream) -> None:
+        try:
+            accepted.append(await b.accept(stream))
+        except HandshakeError as exc:
+            accepted.append(exc)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(trio.serve_listeners, serve, listeners)
+        with trio.fail_after(10):
+            ra = await a.connect(functools.partial(trio.open_tcp_stream, "127.0.0.1", port), IH)
+        assert not ra.encrypted
+        await ra.stream.aclose()
+        nursery.cancel_scope.cancel()
+    assert isinstance(accepted[-1], HandshakeResult)

@@ -102,6 +102,11 @@ async def _run_mse(
         machine.receive_data(data)
 
 
+# HandshakeError reasons after which PREFER retries in plaintext (a plaintext-only peer either
+# closes on our MSE bytes or answers with something that holds no verification constant).
+_FALLBACK_REASONS = frozenset({"closed", "vc-not-found"})
+
+
 class Handshaker:
     """Completes handshakes for many torrents.
 
@@ -189,8 +194,12 @@ class Handshaker:
     ) -> HandshakeResult:
         """Handshake as the connecting side over ``stream``.
 
-        With policy PREFER, if the peer drops an MSE attempt and ``reconnect`` is given, a new
-        stream is opened with it and a plaintext handshake is tried there.
+        With policy PREFER, if the encrypted attempt fails in a way a plaintext-only peer causes
+        (it closes or resets the connection, or no MSE answer is found) and ``reconnect`` is
+        given, a new stream is opened with it and a plaintext handshake is tried there. Without
+        ``reconnect`` there is no fallback (a TCP connection cannot be rewound); use
+        :meth:`connect` with a connection factory to get the fallback without passing
+        ``reconnect`` separately.
         """
         policy = self.policy if policy is None else policy
         wid = info_hash.wire if wire_id is None else bytes(wire_id)
@@ -199,16 +208,17 @@ class Handshaker:
             try:
                 with trio.fail_after(self.timeout):
                     result = await self._initiate(stream, info_hash, ours, policy, peer)
-            except HandshakeError as exc:
+            except (
+                HandshakeError,
+                trio.BrokenResourceError,
+                trio.ClosedResourceError,
+                OSError,
+            ) as exc:
                 await trio.aclose_forcefully(stream)
                 if (
                     policy is not EncryptionPolicy.PREFER
                     or reconnect is None
-                    or exc.reason
-                    not in (
-                        "closed",
-                        "vc-not-found",
-                    )
+                    or (isinstance(exc, HandshakeError) and exc.reason not in _FALLBACK_REASONS)
                 ):
                     raise
                 stream = await reconnect()
@@ -230,6 +240,32 @@ class Handshaker:
         self._out_ok += 1
         self._encrypted += result.encrypted
         return result
+
+    async def connect(
+        self,
+        open_stream: Callable[[], Awaitable[trio.abc.Stream]],
+        info_hash: InfoHash,
+        *,
+        peer: PeerAddr | None = None,
+        wire_id: bytes | None = None,
+        policy: EncryptionPolicy | None = None,
+    ) -> HandshakeResult:
+        """Open a connection with the factory ``open_stream`` and handshake over it.
+
+        The factory must open a *fresh* connection to the same peer on every call (for TCP:
+        ``functools.partial(trio.open_tcp_stream, host, port)``). With policy PREFER it is called
+        a second time when the peer refuses the encrypted attempt, and a plaintext handshake is
+        tried on that new connection: the fallback needs nothing else from the caller. Errors
+        opening the connection propagate as :class:`HandshakeError` (reason ``"connect"``).
+        """
+        try:
+            stream = await open_stream()
+        except OSError as exc:
+            self._failed += 1
+            raise HandshakeError(f"cannot connect: {exc}", "connect", peer) from exc
+        return await self.initiate(
+            stream, info_hash, peer=peer, wire_id=wire_id, reconnect=open_stream, policy=policy
+        )
 
     async def _initiate(
         self,

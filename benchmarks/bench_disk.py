@@ -185,8 +185,7 @@ async def libtorrent_recheck(
         await ses.wait_finished(handle, timeout=300)
         times = []
         for _ in range(rounds):
-            ses.pop_alerts()
-            ses._alerts.clear()
+            ses.pop_alerts()  # wait_alert below only looks at alerts popped after this
             start = _now()
             handle.force_recheck()
             await ses.wait_alert(

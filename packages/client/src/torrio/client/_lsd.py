@@ -379,7 +379,8 @@ class LsdService:
         while True:
             try:
                 data, src = await sock.recvfrom(MAX_MESSAGE_SIZE + 1)
-            except OSError:
+            except OSError:  # e.g. an ICMP error surfacing on the socket: not fatal, not a spin
+                await trio.sleep(0.1)
                 continue
             peers = self.receiver.handle(
                 data, src[0], trio.current_time(), self.announcer.info_hashes

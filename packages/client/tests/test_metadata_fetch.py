@@ -343,3 +343,27 @@ def test_magnet_to_saved_torrent(tmp_path: Path, version: str) -> None:
     prios = selection_priorities(saved, m.select_only)
     assert prios is not None and len(prios) == len(saved.files)
     assert prios[1] == (0 if saved.files[1].is_pad else 4)
+
+
+async def test_peer_without_ut_metadata_is_not_asked(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # regression: a metadata_size without ut_metadata in "m" made the helper send a message the
+    # peer never agreed to (WireError out of the driver)
+    fetcher: MetadataFetcher[str] = MetadataFetcher(IH)
+
+    async def mute_peer(stream: trio.abc.Stream) -> None:
+        async with open_peer_connection(stream) as conn:
+            await conn.send(ExtendedHandshake(m={"ut_pex": 1}, metadata_size=len(INFO)))
+            async for _ in conn:
+                pass
+
+    async with trio.open_nursery() as nursery:
+        ours, theirs = trio.testing.memory_stream_pair()
+        nursery.start_soon(mute_peer, theirs)
+        async with open_peer_connection(ours) as conn:
+            await conn.send(ExtendedHandshake(m={"ut_metadata": 2}))
+            with trio.move_on_after(1):
+                await fetch_metadata(fetcher, {"mute": conn})
+            assert fetcher.statistics().requests_sent == 0 and fetcher.exhausted
+        nursery.cancel_scope.cancel()

@@ -472,7 +472,11 @@ async def fetch_metadata(
     """
     import trio
 
-    from torrio.wire import ExtendedHandshake, PeerConnectionClosed, WireError
+    from torrio.wire import UT_METADATA, ExtendedHandshake, WireError
+
+    def _usable_size(conn: PeerConnection, size: int | None) -> int | None:
+        # a metadata_size without ut_metadata in "m" is no offer at all
+        return size if conn.registry.supports(UT_METADATA) else None
 
     changed = trio.Event()
     alive = len(connections)
@@ -487,12 +491,12 @@ async def fetch_metadata(
         nonlocal alive
         hs = conn.wire.peer_extended_handshake
         if hs is not None:
-            fetcher.add_peer(key, hs.metadata_size)
+            fetcher.add_peer(key, _usable_size(conn, hs.metadata_size))
             wake()
         try:
             async for ev in conn:
                 if isinstance(ev, ExtendedHandshake):
-                    fetcher.add_peer(key, ev.metadata_size)
+                    fetcher.add_peer(key, _usable_size(conn, ev.metadata_size))
                 elif isinstance(ev, UtMetadataRequest):
                     await conn.send(UtMetadataReject(ev.piece))
                     continue
@@ -524,7 +528,7 @@ async def fetch_metadata(
             for key, req in fetcher.poll(trio.current_time()):
                 try:
                     await connections[key].send(req)
-                except PeerConnectionClosed:
+                except WireError:  # closed, or ut_metadata withdrawn by a new handshake
                     fetcher.remove_peer(key)
             if errors:
                 break

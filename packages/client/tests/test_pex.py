@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from torrio.client._pex import TorrentPex, pex_extension_ids
+from torrio.client._pex import TorrentPex, pex_extension_ids, pex_listen_addr
 from torrio.core import PeerAddr
 from torrio.wire import UT_PEX, PexFlags, PexPeer, UtPex, pex_flags_for
 
@@ -137,3 +137,11 @@ def test_one_public_ip_with_many_ports_counts_once() -> None:
     lan = [PexPeer(PeerAddr("192.168.1.5", port)) for port in (6881, 6882)]
     got = pex.receive("c", UtPex(added=(*victim, *lan)), 0.0)
     assert [p.addr for p in got] == [victim[0].addr, lan[0].addr, lan[1].addr]
+
+
+def test_listen_address_of_connected_peers() -> None:
+    a = PeerAddr("10.0.0.1", 51000)
+    assert pex_listen_addr(a, incoming=False, listen_port=None) == a
+    assert pex_listen_addr(a, incoming=True, listen_port=6881) == PeerAddr("10.0.0.1", 6881)
+    assert pex_listen_addr(a, incoming=True, listen_port=None) is None
+    assert pex_listen_addr(a, incoming=True, listen_port=0) is None

@@ -60,6 +60,19 @@ def pex_extension_ids(private: bool) -> dict[str, int]:
     return ids
 
 
+def pex_listen_addr(addr: PeerAddr, *, incoming: bool, listen_port: int | None) -> PeerAddr | None:
+    """The address to advertise for a connected peer, or None if we do not know one.
+
+    We dialed ``addr`` (outgoing): it listens there. It dialed us (incoming): ``addr`` has an
+    ephemeral source port, so only the ``p`` of its extended handshake (``listen_port``) helps.
+    """
+    if not incoming:
+        return addr
+    if listen_port is None or not 0 < listen_port < 65536:
+        return None
+    return PeerAddr(addr.ip, listen_port)
+
+
 @attrs.frozen
 class PexStatistics:
     """A snapshot of a :class:`TorrentPex`."""

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 import trio
-from disk_helpers import BLOCK, TTorrent, build_torrent, rand, read_file
+from disk_helpers import BLOCK, TTorrent, build_torrent, rand, read_file  # type: ignore[import-not-found]  # tests/ is on sys.path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import trio
-from disk_helpers import BLOCK, TTorrent, build_torrent, rand, read_file
+from disk_helpers import BLOCK, TTorrent, build_torrent, rand, read_file  # type: ignore[import-not-found]  # tests/ is on sys.path
 
 from torrio.disk import (
     DiskError,

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import trio
 import trio.testing
-from disk_helpers import BLOCK, TTorrent, build_torrent, rand, read_file
+from disk_helpers import BLOCK, TTorrent, build_torrent, rand, read_file  # type: ignore[import-not-found]  # tests/ is on sys.path
 
 from torrio.disk import (
     DiskError,

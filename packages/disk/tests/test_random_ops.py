@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import trio
-from disk_helpers import BLOCK, build_torrent, rand
+from disk_helpers import BLOCK, build_torrent, rand  # type: ignore[import-not-found]  # tests/ is on sys.path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

@@ -367,3 +367,17 @@ async def test_peer_without_ut_metadata_is_not_asked(
                 await fetch_metadata(fetcher, {"mute": conn})
             assert fetcher.statistics().requests_sent == 0 and fetcher.exhausted
         nursery.cancel_scope.cancel()
+
+
+def test_server_caps_what_one_peer_takes() -> None:
+    s = MetadataServer(INFO, max_copies=2, max_peers=2)
+    for _ in range(2):
+        for piece in range(3):
+            assert isinstance(s.respond(UtMetadataRequest(piece), "greedy"), UtMetadataData)
+    assert s.respond(UtMetadataRequest(0), "greedy") == UtMetadataReject(0)
+    assert isinstance(s.respond(UtMetadataRequest(0), "other"), UtMetadataData)
+    s.forget("greedy")
+    assert isinstance(s.respond(UtMetadataRequest(0), "greedy"), UtMetadataData)
+    s.respond(UtMetadataRequest(0), "third")
+    assert len(s._per_peer) == 2  # bounded
+    assert isinstance(s.respond(UtMetadataRequest(0)), UtMetadataData)  # no peer: no cap

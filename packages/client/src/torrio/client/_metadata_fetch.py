@@ -395,29 +395,49 @@ class MetadataServerStatistics:
 class MetadataServer:
     """Answers ut_metadata requests from our info dict (``info_bytes``).
 
-    Advertise ``metadata_size`` (``len(info_bytes)``) in the extended handshake.
+    Advertise ``metadata_size`` (``len(info_bytes)``) in the extended handshake. Pass ``peer`` to
+    :meth:`respond` to cap what one peer may take: ``max_copies`` times the whole dict (a peer
+    that keeps asking is using us as an amplifier); the per-peer counts are kept for at most
+    ``max_peers`` peers (the oldest are forgotten) — call :meth:`forget` when a peer leaves.
     """
 
     info_bytes: bytes = attrs.field(converter=bytes)
+    max_copies: int = 3
+    max_peers: int = 1024
     _served: int = 0
     _rejected: int = 0
+    _per_peer: dict[Hashable, int] = attrs.field(factory=dict)
 
     @property
     def metadata_size(self) -> int:
         """The value for the extended handshake's ``metadata_size``."""
         return len(self.info_bytes)
 
-    def respond(self, request: UtMetadataRequest) -> UtMetadataData | UtMetadataReject:
-        """The piece, or a reject for a piece beyond the info dict."""
+    def respond(
+        self, request: UtMetadataRequest, peer: Hashable | None = None
+    ) -> UtMetadataData | UtMetadataReject:
+        """The piece, or a reject (a piece beyond the info dict, or ``peer`` over its budget)."""
         total = len(self.info_bytes)
         start = request.piece * METADATA_PIECE_SIZE
         if request.piece < 0 or start >= total:
             self._rejected += 1
             return UtMetadataReject(request.piece)
+        if peer is not None:
+            n = self._per_peer.pop(peer, 0)
+            self._per_peer[peer] = n + 1  # re-inserted: the dict stays in least-recent order
+            while len(self._per_peer) > self.max_peers:
+                del self._per_peer[next(iter(self._per_peer))]
+            if n >= self.max_copies * metadata_piece_count(total):
+                self._rejected += 1
+                return UtMetadataReject(request.piece)
         self._served += 1
         return UtMetadataData(
             request.piece, total, self.info_bytes[start : start + METADATA_PIECE_SIZE]
         )
+
+    def forget(self, peer: Hashable) -> None:
+        """Drop ``peer``'s count (it disconnected)."""
+        self._per_peer.pop(peer, None)
 
     def statistics(self) -> MetadataServerStatistics:
         """Pieces served and requests rejected."""

@@ -488,7 +488,8 @@ class TorrentStorage:
             self._partials.clear()
             self._unwritten.clear()
             self._unverified.clear()
-            self.have = Bitfield(self.pieces.num_pieces)
+            for i in list(self.have):  # in place: callers may hold this Bitfield
+                self.have.clear(i)
             with self._dirty_lock:
                 self._dirty.clear()
             self.manager._drop_read_cache(self)

@@ -295,9 +295,13 @@ class TorrentStorage:
             it = iter(todo)
             mgr = self.manager
 
-            # up to 64 MiB per thread call: every call costs two cross-thread wake-ups, which
-            # are slow on a busy machine; the thread stops early when the check is cancelled
-            batch_size = max(1, min(256, (64 << 20) // self.pieces.piece_length))
+            # up to 64 MiB per thread call (every call costs two cross-thread wake-ups, which
+            # are slow on a busy machine) but at least 4 calls per worker so all workers get a
+            # share; the thread stops early when the check is cancelled
+            workers = max(1, min(int(mgr._limiter.total_tokens), total))
+            batch_size = max(
+                1, min(256, (64 << 20) // self.pieces.piece_length, -(-total // (4 * workers)))
+            )
 
             async def worker() -> None:
                 nonlocal done
@@ -336,7 +340,7 @@ class TorrentStorage:
                         await trio.lowlevel.checkpoint()  # the thread saw a cancel: raise it
 
             async with trio.open_nursery() as nursery:
-                for _ in range(max(1, min(int(mgr._limiter.total_tokens), total))):
+                for _ in range(workers):
                     nursery.start_soon(worker)
             mgr._drop_read_cache(self)
             return self.have.copy()

@@ -1162,16 +1162,19 @@ class DiskManager:
             self._space.set()
 
     async def _make_room(self, n: int) -> None:
-        """Flush partial pieces until ``n`` more bytes fit, or wait for hashing to free some."""
+        """Wait until ``n`` more bytes fit: for complete pieces being hashed to free memory, or,
+        when none are, by flushing the partial piece holding the most (it is read back later,
+        so flushing a piece that is about to complete would only add work)."""
         self._waiting += 1
         try:
             while self._cached + n > self.write_cache_limit:
                 victim: tuple[TorrentStorage, _Partial] | None = None
                 best = 0
-                for s in self._storages:
-                    for p in s._partials.values():
-                        if p.cached > best and not p.busy and not p.flushing:
-                            victim, best = (s, p), p.cached
+                if not self._pieces_in_flight:
+                    for s in self._storages:
+                        for p in s._partials.values():
+                            if p.cached > best and not p.busy and not p.flushing:
+                                victim, best = (s, p), p.cached
                 if victim is not None:
                     await victim[0]._flush_partial(victim[1])
                 else:

@@ -32,7 +32,7 @@ from torrio.core import Bitfield
 
 from ._errors import SelectError
 from ._layout import BLOCK_SIZE, BlockRequest, PieceLayout
-from ._queueing import Expired, QueueingStrategy, RequestQueue
+from ._queueing import Expired, ExpireReason, QueueingStrategy, RequestQueue
 
 DEFAULT_PRIORITY = 4
 """Priority of every piece unless told otherwise (0 = never download, 7 = highest)."""
@@ -46,6 +46,9 @@ _RECEIVED = 2
 _BITS_OF = tuple(tuple(j for j in range(8) if b & (0x80 >> j)) for b in range(256))
 
 _MAX_SUGGESTED = 16
+# timed-out blocks remembered so another peer is asked first (oldest forgotten beyond this)
+_MAX_AVOID = 4096
+_NOBODY = object()
 _MAX_ALLOWED_FAST = 64
 
 
@@ -184,6 +187,13 @@ class Picker:
         self._have_count = 0
         self._prio = bytearray([DEFAULT_PRIORITY]) * n
         self._avail = [0] * n
+        # availability among peers that are not choking us, and how many free wanted pieces
+        # (in a bucket, priority > 0) at least one of them has: endgame starts when that is 0
+        self._uavail = [0] * n
+        self._useeds = 0
+        self._free_unchoked = 0
+        # (piece, block) -> the peer whose request for it timed out: others get it first
+        self._avoid: dict[tuple[int, int], Hashable] = {}
         self._slot = [-1] * n
         self._buckets: list[list[list[int]]] = [[] for _ in range(MAX_PRIORITY + 1)]
         self._lowest = [0] * (MAX_PRIORITY + 1)
@@ -248,6 +258,8 @@ class Picker:
         self._level_count[pr] += 1
         if a < self._lowest[pr]:
             self._lowest[pr] = a
+        if pr and self._uavail[p]:
+            self._free_unchoked += 1
 
     def _bucket_remove(self, p: int) -> None:
         pr = self._prio[p]
@@ -259,6 +271,35 @@ class Picker:
             self._slot[last] = s
         self._slot[p] = -1
         self._level_count[pr] -= 1
+        if pr and self._uavail[p]:
+            self._free_unchoked -= 1
+
+    def _ubulk(self, data: bytes | bytearray, delta: int) -> None:
+        """Add ``delta`` to the unchoked availability of every piece set in ``data``."""
+        uavail = self._uavail
+        slot = self._slot
+        prio = self._prio
+        bits_of = _BITS_OF
+        crossed = 0
+        for byte_index, b in enumerate(data):
+            if not b:
+                continue
+            base = byte_index << 3
+            for j in bits_of[b]:
+                p = base + j
+                u = uavail[p]
+                uavail[p] = u + delta
+                if (u == 0 or u + delta == 0) and slot[p] >= 0 and prio[p]:
+                    crossed += 1
+        self._free_unchoked += crossed if delta > 0 else -crossed
+
+    def _count_unchoked(self, st: _Peer, delta: int) -> None:
+        """The peer's pieces start (+1) or stop (-1) counting as available from unchoked
+        peers."""
+        if st.seed:
+            self._useeds += delta
+        elif st.count:
+            self._ubulk(st.bits, delta)
 
     def _bulk(self, data: bytes | bytearray, delta: int) -> None:
         """Add ``delta`` (+1/-1) to the availability of every piece set in ``data``: the
@@ -314,9 +355,19 @@ class Picker:
         return st.seed or bool(st.bits[p >> 3] & (0x80 >> (p & 7)))
 
     def _take(
-        self, p: int, peer: Hashable, st: _Peer, n: int, out: list[BlockRequest], speed: SpeedClass
+        self,
+        p: int,
+        peer: Hashable,
+        st: _Peer,
+        n: int,
+        out: list[BlockRequest],
+        speed: SpeedClass,
+        honor_avoid: bool = True,
     ) -> int:
-        """Request up to ``n`` free blocks of piece ``p`` for ``peer``; returns how many."""
+        """Request up to ``n`` free blocks of piece ``p`` for ``peer``; returns how many.
+
+        A block whose request from ``peer`` timed out is skipped (left for another peer) unless
+        ``honor_avoid`` is False."""
         if self._have[p] or not self._prio[p]:
             return 0
         part = self._partials.get(p)
@@ -332,9 +383,17 @@ class Picker:
         full_until = size - BLOCK_SIZE  # every block starting at or before this is full
         reqs = st.reqs
         new = tuple.__new__
+        avoid = self._avoid or None
         got = 0
         i = state.find(_FREE)
         while got < n and i >= 0:
+            if avoid is not None:
+                who = avoid.get((p, i), _NOBODY)
+                if who is not _NOBODY:
+                    if honor_avoid and who == peer:
+                        i = state.find(_FREE, i + 1)
+                        continue
+                    del avoid[(p, i)]
             state[i] = _REQUESTED
             holders[i] = peer
             off = i * BLOCK_SIZE
@@ -392,9 +451,14 @@ class Picker:
         return total - sum(len(lvl[0]) for lvl in self._buckets[1:] if lvl)
 
     def _in_endgame(self) -> bool:
-        if self._free_available():
+        """No free block left that a peer not choking us could send: pieces only choking peers
+        have do not hold endgame back (they may never be unchoked)."""
+        free = sum(self._level_count[1:]) if self._useeds else self._free_unchoked
+        if free:
             return False
-        return not any(self._prio[p] and (self._seeds or self._avail[p]) for p in self._open)
+        useeds = self._useeds
+        uavail = self._uavail
+        return not any(self._prio[p] and (useeds or uavail[p]) for p in self._open)
 
     # ------------------------------------------------------------------ peers
 
@@ -413,10 +477,15 @@ class Picker:
         released = self._release_all(peer, st)
         self._forget_pieces(st)
         del self._peers[peer]
+        if self._avoid:
+            for key in [k for k, who in self._avoid.items() if who == peer]:
+                del self._avoid[key]
         self.queueing.remove_peer(peer)
         return released
 
     def _forget_pieces(self, st: _Peer) -> None:
+        if not st.choked:
+            self._count_unchoked(st, -1)
         if st.seed:
             self._seeds -= 1
             st.seed = False
@@ -455,6 +524,12 @@ class Picker:
         avail[piece] = a + 1
         slot = self._slot
         s = slot[piece]
+        if not st.choked:  # counts towards endgame: available from a peer not choking us
+            uavail = self._uavail
+            u = uavail[piece]
+            uavail[piece] = u + 1
+            if not u and s >= 0 and self._prio[piece]:
+                self._free_unchoked += 1
         if s >= 0:
             lvl = self._buckets[self._prio[piece]]
             lst = lvl[a]
@@ -487,6 +562,8 @@ class Picker:
             st.sparse = None
             st.count = count
             self._seeds += 1
+            if not st.choked:
+                self._useeds += 1
             return
         st.bits = bytearray(data)
         st.count = count
@@ -494,6 +571,8 @@ class Picker:
         if st.sparse is not None:
             st.sparse.update((i << 3) + j for i, b in enumerate(data) if b for j in _BITS_OF[b])
         self._bulk(data, 1)
+        if not st.choked:
+            self._ubulk(data, 1)
 
     def peer_has_all(self, peer: Hashable) -> None:
         """HAVE ALL (BEP 6): the peer is a seed."""
@@ -505,6 +584,8 @@ class Picker:
         st.sparse = None
         st.count = self._n
         self._seeds += 1
+        if not st.choked:
+            self._useeds += 1
 
     def peer_has_none(self, peer: Hashable) -> None:
         """HAVE NONE (BEP 6)."""
@@ -515,6 +596,8 @@ class Picker:
         peers drop them; BEP 6 peers reject them) except in allowed-fast pieces; they are
         returned."""
         st = self._peer(peer)
+        if st.choked != choking:
+            self._count_unchoked(st, -1 if choking else 1)
         st.choked = choking
         if not choking:
             return []
@@ -610,6 +693,9 @@ class Picker:
                     cancels.append((h, r))
         if self._slot[piece] >= 0:
             self._bucket_remove(piece)
+        if self._avoid:
+            for i in range(self._nblocks[piece]):
+                self._avoid.pop((piece, i), None)
         if not self._have[piece]:
             self._have[piece] = 1
             self._have_count += 1
@@ -770,6 +856,8 @@ class Picker:
                 if n <= 0:
                     break
                 n -= self._take(p, peer, st, n, out, speed)
+        if n > 0 and self._avoid:
+            n = self._retake_avoided(peer, st, n, out, speed)
         if n > 0 and self._in_endgame():
             for p, part in list(self._partials.items()):
                 if n <= 0:
@@ -777,6 +865,24 @@ class Picker:
                 if self._prio[p] and part.nreceived < part.nblocks and self._has(st, p):
                     n -= self._duplicate(p, part, peer, st, n, out)
         return self._sent(peer, out, now)
+
+    def _retake_avoided(
+        self, peer: Hashable, st: _Peer, n: int, out: list[BlockRequest], speed: SpeedClass
+    ) -> int:
+        """Blocks that timed out at ``peer`` go back to it only when no other peer that is not
+        choking us has the piece (someone has to fetch them)."""
+        mine = sorted({p for (p, _), who in self._avoid.items() if who == peer})
+        for p in mine:
+            if n <= 0:
+                break
+            if not self._has(st, p) or self._have[p] or not self._prio[p]:
+                continue
+            others = any(
+                o is not st and not o.choked and self._has(o, p) for o in self._peers.values()
+            )
+            if not others:
+                n -= self._take(p, peer, st, n, out, speed, honor_avoid=False)
+        return n
 
     def _sent(self, peer: Hashable, out: list[BlockRequest], now: float) -> list[BlockRequest]:
         if out:
@@ -918,6 +1024,8 @@ class Picker:
         state[i] = _RECEIVED
         part.sources[i] = peer
         part.nreceived += 1
+        if self._avoid:
+            self._avoid.pop((p, i), None)
         return BlockResult(True, others, part.nreceived == part.nblocks)
 
     def block_rejected(self, peer: Hashable, request: BlockRequest) -> None:
@@ -937,7 +1045,16 @@ class Picker:
             st = self._peers.get(e.peer)
             if st is not None and e.request in st.reqs:
                 self._release(e.peer, st, e.request)
+                if e.reason is ExpireReason.TIMEOUT and not self._have[e.request.piece]:
+                    self._avoid_block(e.peer, e.request)
         return expired
+
+    def _avoid_block(self, peer: Hashable, r: BlockRequest) -> None:
+        """Remember that ``peer`` let ``r`` time out: another peer should get it first."""
+        avoid = self._avoid
+        if len(avoid) >= _MAX_AVOID:
+            del avoid[next(iter(avoid))]  # oldest first
+        avoid[(r.piece, r.offset // BLOCK_SIZE)] = peer
 
     def next_deadline(self) -> float | None:
         """When :meth:`tick` next has work, or None."""

@@ -9,6 +9,7 @@ revealing the next only after that piece has been seen at another peer.
 
 from __future__ import annotations
 
+import heapq
 import random
 from collections import deque
 from collections.abc import Hashable
@@ -19,6 +20,9 @@ import attrs
 from torrio.core import Bitfield
 
 from ._errors import SelectError
+
+# How many never-shown pieces a reveal looks at before falling back to the least-seen piece.
+_MAX_ROTATE = 64
 
 
 @attrs.frozen
@@ -165,9 +169,14 @@ class LazyBitfieldRevelation(_Base):
 class SuperSeedingRevelation(_Base):
     """BEP 16 super-seeding. Use it only while we are a seed.
 
-    Each peer is shown one piece: one never shown before if possible, else the one seen at the
-    fewest peers. The next piece is shown to a peer only after its current piece has been
+    Each peer is shown one piece: one never shown before if possible (among the next 64 in a
+    random rotation), else the one seen at the fewest peers (then shown the fewest times, then
+    the lowest index). The next piece is shown to a peer only after its current piece has been
     announced by some *other* peer (it spread). Uploads are refused for pieces not shown.
+
+    The fallback does not scan every piece: a lazily built heap keyed by (seen, shown, piece)
+    holds a fresh entry for each change and drops stale ones as they surface, so a reveal costs
+    O(log pieces) plus the pieces the peer already has or was shown.
     """
 
     def __init__(self, have: Bitfield, *, seed: int | None = None) -> None:
@@ -183,12 +192,14 @@ class SuperSeedingRevelation(_Base):
         self._current: dict[Hashable, int] = {}
         self._revealed: dict[Hashable, set[int]] = {}
         self._waiting_on: dict[int, set[Hashable]] = {}
+        self._heap: list[tuple[int, int, int]] | None = None  # built at the first fallback
 
     def _choose(self, peer: Hashable) -> int | None:
         bits = self._bits[peer]
         revealed = self._revealed[peer]
         dq = self._never_shown
-        for _ in range(len(dq)):
+        tries = 0
+        while dq and tries < _MAX_ROTATE:
             p = dq[0]
             if self._shown[p]:
                 dq.popleft()
@@ -197,15 +208,43 @@ class SuperSeedingRevelation(_Base):
                 dq.popleft()
                 return p
             dq.rotate(-1)
+            tries += 1
+        return self._least_seen(bits, revealed)
+
+    def _least_seen(self, bits: Bitfield, revealed: set[int]) -> int | None:
+        heap = self._heap
+        if heap is None:
+            have = self._have
+            heap = [(self._seen[p], self._shown[p], p) for p in range(have.length) if have[p]]
+            heapq.heapify(heap)
+            self._heap = heap
+        seen = self._seen
+        shown = self._shown
+        skipped: list[tuple[int, int, int]] = []
         best: int | None = None
-        best_key = (0, 0)
-        for p in range(self._have.length):
-            if bits[p] or p in revealed or not self._have[p]:
+        while heap:
+            entry = heap[0]
+            a, b, p = entry
+            if a != seen[p] or b != shown[p]:
+                heapq.heappop(heap)  # stale: a newer entry for p is in the heap
                 continue
-            key = (self._seen[p], self._shown[p])
-            if best is None or key < best_key:
-                best, best_key = p, key
+            if bits[p] or p in revealed:
+                skipped.append(heapq.heappop(heap))
+                continue
+            best = p
+            break
+        for entry in skipped:
+            heapq.heappush(heap, entry)
         return best
+
+    def _touch(self, p: int) -> None:
+        """``p``'s key changed: push its new entry (stale ones are dropped when they surface)."""
+        heap = self._heap
+        if heap is None or not self._have[p]:
+            return
+        heapq.heappush(heap, (self._seen[p], self._shown[p], p))
+        if len(heap) > 4 * self._have.length + 64:
+            self._heap = None  # too many stale entries: rebuild at the next fallback
 
     def _reveal(self, peer: Hashable) -> list[tuple[Hashable, RevealMessage]]:
         p = self._choose(peer)
@@ -213,6 +252,7 @@ class SuperSeedingRevelation(_Base):
             self._current.pop(peer, None)
             return []
         self._shown[p] += 1
+        self._touch(p)
         self._current[peer] = p
         self._revealed[peer].add(p)
         self._waiting_on.setdefault(p, set()).add(peer)
@@ -234,6 +274,7 @@ class SuperSeedingRevelation(_Base):
         if bits is not None:
             for p in bits:
                 self._seen[p] -= 1
+                self._touch(p)
         cur = self._current.pop(peer, None)
         if cur is not None:
             self._waiting_on.get(cur, set()).discard(peer)
@@ -242,6 +283,7 @@ class SuperSeedingRevelation(_Base):
 
     def _spread(self, peer: Hashable, piece: int) -> list[tuple[Hashable, RevealMessage]]:
         self._seen[piece] += 1
+        self._touch(piece)
         out: list[tuple[Hashable, RevealMessage]] = []
         waiting = self._waiting_on.get(piece)
         if not waiting:
@@ -284,7 +326,8 @@ class SuperSeedingRevelation(_Base):
     def piece_completed(self, piece: int) -> list[tuple[Hashable, RevealMessage]]:
         """Super-seeding is for seeds: just remember it."""
         self._check(piece)
-        self._have.set(piece)
+        if self._have.set(piece):
+            self._touch(piece)
         return []
 
     def may_upload(self, peer: Hashable, piece: int) -> bool:

@@ -39,6 +39,10 @@ def _peer_ports(handle: Any) -> set[int]:
     return {int(p.ip[1]) for p in handle.get_peer_info()}
 
 
+def _downloading(ses: ltx.LtSession, handle: Any) -> bool:
+    return bool(handle.status().state == ses.lt.torrent_status.downloading)
+
+
 async def _wait(cond: Callable[[], bool], seconds: float) -> None:
     with trio.fail_after(seconds):
         while not cond():  # noqa: ASYNC110 (libtorrent state has no trio event)
@@ -76,6 +80,7 @@ async def test_libtorrent_tells_torrio_about_its_other_peer(tmp_path: Path) -> N
         contextlib.AsyncExitStack() as stack,
     ):
         hh = hub.add_torrent(data, tmp_path / "hub")
+        await _wait(lambda: _downloading(hub, hh), 20)
         ho = other.add_torrent(data, tmp_path / "other", peers=[("127.0.0.1", hub.port)])
         await _wait(lambda: hub.port in _peer_ports(ho) and bool(hh.get_peer_info()), 20)
         conn = await _connect(stack, hub.port, t.info_hash)
@@ -102,6 +107,8 @@ async def test_torrio_introduces_two_libtorrent_downloaders(tmp_path: Path) -> N
     ):
         h1 = d1.add_torrent(data, tmp_path / "d1")
         h2 = d2.add_torrent(data, tmp_path / "d2")
+        # a torrent still checking its (missing) files refuses handshakes: wait until it runs
+        await _wait(lambda: _downloading(d1, h1) and _downloading(d2, h2), 20)
         c1 = await _connect(stack, d1.port, t.info_hash)
         await _connect(stack, d2.port, t.info_hash)
         # wait for d1's extended handshake: only then do we know it speaks ut_pex

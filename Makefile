@@ -65,7 +65,7 @@ bench: $(STAMP)
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 tox: $(STAMP)
-	$(BIN)/tox run-parallel -p 2
+	$(BIN)/tox run-parallel -r -p 2  # -r: deps are local folders, which tox would not reinstall
 
 demo: $(STAMP)
 	$(BIN)/python -m torrio.client.demo

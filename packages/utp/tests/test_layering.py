@@ -6,7 +6,7 @@ import pytest
 
 from torrio.testing.layering import assert_imports_without
 
-SANS_IO = ["_errors", "_packet", "_ledbat", "_connection"]
+SANS_IO = ["_errors", "_packet", "_ledbat", "_budget", "_connection"]
 
 
 @pytest.mark.parametrize("module", SANS_IO)

@@ -6,6 +6,7 @@ LEDBAT and RTT estimation) that takes time as ``now``; and a trio shell (:func:`
 either its own socket or a session's shared one.
 """
 
+from ._budget import DEFAULT_MEMORY_FLOOR, DEFAULT_MEMORY_LIMIT, MemoryBudget
 from ._connection import (
     NEED_DATA,
     Closed,
@@ -44,6 +45,8 @@ from ._socket import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "DEFAULT_MEMORY_FLOOR",
+    "DEFAULT_MEMORY_LIMIT",
     "DEFAULT_SOCKET_BUFFER",
     "HEADER_SIZE",
     "NEED_DATA",
@@ -56,6 +59,7 @@ __all__ = [
     "EndOfData",
     "Event",
     "Ledbat",
+    "MemoryBudget",
     "NeedData",
     "Packet",
     "PacketError",

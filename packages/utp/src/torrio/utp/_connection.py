@@ -16,6 +16,7 @@ from typing import Final
 
 import attrs
 
+from ._budget import MemoryBudget
 from ._ledbat import Ledbat, RttEstimator
 from ._packet import (
     _HEADER,
@@ -214,6 +215,9 @@ class UtpConnection:
     _syn_seq: int | None = None
     expired: bool = False
     """True once a finished connection has lingered long enough to be forgotten."""
+    budget: MemoryBudget | None = None
+    """The socket-wide memory budget this connection draws on (None: only its own limits)."""
+    _mem: int = 0  # bytes this connection has accounted in ``budget``
 
     # counters
     bytes_sent: int = 0
@@ -292,10 +296,48 @@ class UtpConnection:
 
     # -- application side --------------------------------------------------------------------
 
+    # -- memory budget ---------------------------------------------------------------------
+
+    def set_budget(self, budget: MemoryBudget | None) -> None:
+        """Draw on ``budget`` from now on (what is buffered already is accounted at once)."""
+        self.release_budget()
+        self.budget = budget
+        self._account()
+
+    def release_budget(self) -> None:
+        """Give back everything accounted in the budget (call when forgetting the connection)."""
+        if self.budget is not None and self._mem:
+            self.budget.add(-self._mem)
+        self._mem = 0
+
+    @property
+    def memory_used(self) -> int:
+        """Bytes this connection buffers: unsent + unacknowledged (counted as full packets) +
+        unread + out of order."""
+        return self._send_held() + (len(self._rbuf) - self._roff) + self._ooo_bytes
+
+    def _send_held(self) -> int:
+        return (len(self._sbuf) - self._soff) + len(self._inflight) * self.config.payload_size
+
+    def _account(self) -> None:
+        b = self.budget
+        if b is None:
+            return
+        cur = self.memory_used
+        d = cur - self._mem
+        if d:
+            self._mem = cur
+            b.add(d)
+
     @property
     def send_buffer_space(self) -> int:
-        """Bytes :meth:`write` would accept now."""
-        return max(0, self.config.send_buffer_size - (len(self._sbuf) - self._soff))
+        """Bytes :meth:`write` would accept now (its own limit, and the socket's budget)."""
+        own = max(0, self.config.send_buffer_size - (len(self._sbuf) - self._soff))
+        b = self.budget
+        if b is None or not own:
+            return own
+        room = max(b.available(), b.floor - self._send_held())
+        return max(0, min(own, room))
 
     @property
     def can_write(self) -> bool:
@@ -310,9 +352,13 @@ class UtpConnection:
         """Queue up to :attr:`send_buffer_space` bytes of ``data``; returns how many were taken."""
         if not self.can_write:
             return 0
+        own = self.config.send_buffer_size - (len(self._sbuf) - self._soff)
         n = min(len(data), self.send_buffer_space)
         if n:
             self._sbuf += data[:n]
+            self._account()
+        if n < len(data) and n < own and self.budget is not None:
+            self.budget.limited_writes += 1  # the socket's budget, not our own buffer, cut it
         return n
 
     @property
@@ -354,6 +400,7 @@ class UtpConnection:
             elif self._roff > 65536 and self._roff * 2 > len(self._rbuf):
                 del self._rbuf[: self._roff]
                 self._roff = 0
+        self._account()
         # a window that was (nearly) closed just opened: tell the peer
         if self._last_adv_wnd < self.config.payload_size + HEADER_SIZE and self._window() > 2 * (
             self.config.payload_size + HEADER_SIZE
@@ -372,6 +419,7 @@ class UtpConnection:
             return
         self._reset_out = True
         self._enter_closed(self._now, State.RESET)
+        self._account()
 
     @property
     def finished(self) -> bool:
@@ -403,6 +451,11 @@ class UtpConnection:
 
     def handle_timeout(self, now: float) -> None:
         """Run whatever timers have expired at ``now``."""
+        self._handle_timeout(now)
+        if self.budget is not None:
+            self._account()
+
+    def _handle_timeout(self, now: float) -> None:
         self._now = now
         if self.expired:
             return
@@ -470,9 +523,16 @@ class UtpConnection:
     # -- receiving -------------------------------------------------------------------------------
 
     def _window(self) -> int:
-        return max(
-            0, self.config.recv_buffer_size - (len(self._rbuf) - self._roff) - self._ooo_bytes
-        )
+        held = (len(self._rbuf) - self._roff) + self._ooo_bytes
+        own = max(0, self.config.recv_buffer_size - held)
+        b = self.budget
+        if b is None or not own:
+            return own
+        room = max(b.available(), b.floor - held)
+        if room < own:
+            b.limited_windows += 1
+            return max(0, room)
+        return own
 
     def receive_packet(self, pkt: Packet, now: float) -> None:
         """Feed one decoded packet addressed to this connection (the shell matched its id)."""
@@ -503,6 +563,34 @@ class UtpConnection:
         now: float,
     ) -> None:
         """:meth:`receive_packet` from already-decoded header fields (the shell's fast path)."""
+        self._receive_fields(
+            ptype,
+            connection_id,
+            timestamp_us,
+            timestamp_diff_us,
+            wnd_size,
+            seq_nr,
+            ack_nr,
+            sack,
+            payload,
+            now,
+        )
+        if self.budget is not None:
+            self._account()
+
+    def _receive_fields(
+        self,
+        ptype: int,
+        connection_id: int,
+        timestamp_us: int,
+        timestamp_diff_us: int,
+        wnd_size: int,
+        seq_nr: int,
+        ack_nr: int,
+        sack: bytes | None,
+        payload: bytes,
+        now: float,
+    ) -> None:
         self._now = now
         if self.state is State.RESET or self.expired:
             return
@@ -714,6 +802,12 @@ class UtpConnection:
 
     def datagrams_to_send(self, now: float) -> list[bytes]:
         """Every datagram to transmit now: retransmissions, new data, FIN, or an ACK."""
+        out = self._datagrams_to_send(now)
+        if self.budget is not None:
+            self._account()
+        return out
+
+    def _datagrams_to_send(self, now: float) -> list[bytes]:
         self._now = now
         out: list[bytes] = []
         if self.expired:

@@ -25,6 +25,7 @@ import trio
 
 from torrio.core import DatagramEndpoint, SocketAddress
 
+from ._budget import DEFAULT_MEMORY_FLOOR, DEFAULT_MEMORY_LIMIT, MemoryBudget
 from ._connection import (
     NEED_DATA,
     Closed,
@@ -73,6 +74,11 @@ class SocketStatistics:
     send_errors: int
     recv_buffer: int | None
     send_buffer: int | None
+    memory_used: int = 0
+    """Bytes buffered by all connections (send + unacknowledged + receive + out of order)."""
+    memory_peak: int = 0
+    memory_limit: int | None = None
+    """The socket-wide cap (None: only per-connection limits)."""
 
 
 class _UdpEndpoint:
@@ -122,8 +128,15 @@ class UtpSocket:
         backlog: int = 64,
         max_connections: int = 1024,
         rng: random.Random | None = None,
+        memory_limit: int | None = DEFAULT_MEMORY_LIMIT,
+        memory_floor: int = DEFAULT_MEMORY_FLOOR,
     ) -> None:
         self._endpoint = endpoint
+        #: Shared by every connection: bounds what they buffer together (None: no cap).
+        self.memory_budget: MemoryBudget | None = (
+            None if memory_limit is None else MemoryBudget(limit=memory_limit, floor=memory_floor)
+        )
+        self._blocked_writers: dict[int, _Entry] = {}
         self._raw: stdsocket.socket | None = (
             endpoint.sock if isinstance(endpoint, _UdpEndpoint) else None
         )
@@ -173,6 +186,7 @@ class UtpSocket:
                 break
         now = trio.current_time()
         conn = UtpConnection.connect(conn_id, self._rng.randrange(0x10000), now, self.config)
+        conn.set_budget(self.memory_budget)
         entry = _Entry((addr, conn_id), addr, conn)
         stream = UtpStream(self, entry)
         entry.stream = stream
@@ -278,6 +292,9 @@ class UtpSocket:
             send_errors=self.send_errors,
             recv_buffer=rcv,
             send_buffer=snd,
+            memory_used=self.memory_budget.used if self.memory_budget is not None else 0,
+            memory_peak=self.memory_budget.peak if self.memory_budget is not None else 0,
+            memory_limit=self.memory_budget.limit if self.memory_budget is not None else None,
         )
 
     # -- internals -------------------------------------------------------------------------------
@@ -302,6 +319,7 @@ class UtpSocket:
             return
         now = trio.current_time()
         conn = UtpConnection.accept(pkt, self._rng.randrange(0x10000), now, self.config)
+        conn.set_budget(self.memory_budget)
         entry = _Entry((addr, conn.recv_id), addr, conn)
         stream = UtpStream(self, entry)
         entry.stream = stream
@@ -327,6 +345,19 @@ class UtpSocket:
         self._dirty[id(entry)] = entry
         self._wake.set()
         self._notify(entry)
+        if self._blocked_writers:
+            self._wake_blocked_writers()
+
+    def _wake_blocked_writers(self) -> None:
+        """Memory was freed somewhere: writers held back by the socket's budget may go on.
+
+        Woken only once a useful amount is free (hysteresis), so a socket at its cap does not
+        wake every waiting writer for each acknowledged packet."""
+        budget = self.memory_budget
+        if budget is not None and budget.available() < max(budget.floor, budget.limit >> 4):
+            return
+        for entry in list(self._blocked_writers.values()):
+            self._notify(entry)
 
     def _notify(self, entry: _Entry) -> None:
         conn = entry.conn
@@ -349,6 +380,7 @@ class UtpSocket:
         ):
             entry.write_waiter.set()
             entry.write_waiter = None
+            self._blocked_writers.pop(id(entry), None)
 
     def _pump_events(self, entry: _Entry) -> None:
         conn = entry.conn
@@ -373,10 +405,14 @@ class UtpSocket:
             if ev is not None:
                 ev.set()
         entry.read_waiter = entry.write_waiter = None
+        self._blocked_writers.pop(id(entry), None)
 
     def _drop(self, entry: _Entry) -> None:
         self._conns.pop(entry.key, None)
         self._dirty.pop(id(entry), None)
+        entry.conn.release_budget()
+        if self._blocked_writers:
+            self._wake_blocked_writers()
         if entry.error is None and not entry.conn.at_eof:
             entry.error = UtpError("uTP connection closed", addr=entry.addr)
         entry.connected.set()
@@ -591,6 +627,7 @@ class UtpStream(trio.abc.HalfCloseableStream):
                 if view:
                     ev = trio.Event()
                     self._entry.write_waiter = ev
+                    self._sock._blocked_writers[id(self._entry)] = self._entry
                     await ev.wait()
             await trio.lowlevel.cancel_shielded_checkpoint()
         finally:
@@ -611,6 +648,7 @@ class UtpStream(trio.abc.HalfCloseableStream):
             ):
                 ev = trio.Event()
                 self._entry.write_waiter = ev
+                self._sock._blocked_writers[id(self._entry)] = self._entry
                 await ev.wait()
             self._check_error()
         finally:
@@ -654,6 +692,8 @@ class UtpStream(trio.abc.HalfCloseableStream):
                     data = conn.read(max_bytes if max_bytes is not None else 65536)
                     if conn.wants_ack:
                         self._sock._touch(self._entry)
+                    if self._sock._blocked_writers:
+                        self._sock._wake_blocked_writers()
                     await trio.lowlevel.cancel_shielded_checkpoint()
                     return data
                 if conn.at_eof:
@@ -739,6 +779,8 @@ async def open_utp_socket(
     recv_buffer: int | None = DEFAULT_SOCKET_BUFFER,
     send_buffer: int | None = DEFAULT_SOCKET_BUFFER,
     rng: random.Random | None = None,
+    memory_limit: int | None = DEFAULT_MEMORY_LIMIT,
+    memory_floor: int = DEFAULT_MEMORY_FLOOR,
 ) -> AsyncIterator[UtpSocket]:
     """A running :class:`UtpSocket`; every connection is reset and the socket closed on exit.
 
@@ -747,6 +789,11 @@ async def open_utp_socket(
     the receive window at what that buffer holds, so a fast sender cannot overrun it. With
     ``endpoint`` (a session's shared UDP socket) the caller routes uTP datagrams to
     :meth:`UtpSocket.datagram_received`.
+
+    ``memory_limit`` caps the bytes all connections buffer together (send queue, unacknowledged
+    packets, unread and out-of-order data; see :class:`MemoryBudget`): over it, writers wait
+    and receive windows shrink. Each connection keeps ``memory_floor`` bytes per direction so
+    none starves. None disables the cap (per-connection limits only).
     """
     cfg = config or UtpConfig()
     raw: stdsocket.socket | None = None
@@ -764,6 +811,8 @@ async def open_utp_socket(
         backlog=backlog,
         max_connections=max_connections,
         rng=rng,
+        memory_limit=memory_limit,
+        memory_floor=memory_floor,
     )
     try:
         async with trio.open_nursery() as nursery:

@@ -330,6 +330,15 @@ class UtpConnection:
             b.add(d)
 
     @property
+    def budget_blocked(self) -> bool:
+        """True when the socket's budget, not this connection's own buffer, stops writes."""
+        return (
+            self.budget is not None
+            and self.config.send_buffer_size > len(self._sbuf) - self._soff
+            and self.send_buffer_space == 0
+        )
+
+    @property
     def send_buffer_space(self) -> int:
         """Bytes :meth:`write` would accept now (its own limit, and the socket's budget)."""
         own = max(0, self.config.send_buffer_size - (len(self._sbuf) - self._soff))

@@ -381,6 +381,8 @@ class UtpSocket:
             entry.write_waiter.set()
             entry.write_waiter = None
             self._blocked_writers.pop(id(entry), None)
+        elif entry.write_waiter is not None and conn.budget_blocked:
+            self._blocked_writers[id(entry)] = entry  # now waiting on other connections
 
     def _pump_events(self, entry: _Entry) -> None:
         conn = entry.conn
@@ -627,7 +629,8 @@ class UtpStream(trio.abc.HalfCloseableStream):
                 if view:
                     ev = trio.Event()
                     self._entry.write_waiter = ev
-                    self._sock._blocked_writers[id(self._entry)] = self._entry
+                    if conn.budget_blocked:  # other connections' progress must wake us
+                        self._sock._blocked_writers[id(self._entry)] = self._entry
                     await ev.wait()
             await trio.lowlevel.cancel_shielded_checkpoint()
         finally:
@@ -648,7 +651,8 @@ class UtpStream(trio.abc.HalfCloseableStream):
             ):
                 ev = trio.Event()
                 self._entry.write_waiter = ev
-                self._sock._blocked_writers[id(self._entry)] = self._entry
+                if self._entry.conn.budget_blocked:
+                    self._sock._blocked_writers[id(self._entry)] = self._entry
                 await ev.wait()
             self._check_error()
         finally:

@@ -172,3 +172,17 @@ def test_unchoked_availability_matches_brute_force(seq: list[tuple[str, int, int
             pk.set_piece_priority(x, x % 3)
         assert pk._free_unchoked == _brute_free_unchoked(pk)
         assert pk._useeds == sum(s.seed and not s.choked for s in pk._peers.values())
+
+
+def test_blocks_of_a_snubbed_peer_go_to_another_peer_first() -> None:
+    q = RequestQueue(QueueSettings(request_timeout=1e9, snub_timeout=15.0))
+    pk = make(1, queueing=q)
+    for key in ("snubbed", "other"):
+        pk.add_peer(key)
+        pk.peer_has_all(key)
+        pk.set_peer_choking(key, False)
+    taken = pk.pick("snubbed", 2, 0.0)
+    expired = pk.tick(16.0)
+    assert {e.reason for e in expired} == {ExpireReason.SNUBBED}
+    assert not set(taken) & set(pk.pick("snubbed", 1, 16.0))
+    assert set(taken) <= set(pk.pick("other", 4, 16.0))

@@ -32,7 +32,7 @@ from torrio.core import Bitfield
 
 from ._errors import SelectError
 from ._layout import BLOCK_SIZE, BlockRequest, PieceLayout
-from ._queueing import Expired, ExpireReason, QueueingStrategy, RequestQueue
+from ._queueing import Expired, QueueingStrategy, RequestQueue
 
 DEFAULT_PRIORITY = 4
 """Priority of every piece unless told otherwise (0 = never download, 7 = highest)."""
@@ -1045,7 +1045,7 @@ class Picker:
             st = self._peers.get(e.peer)
             if st is not None and e.request in st.reqs:
                 self._release(e.peer, st, e.request)
-                if e.reason is ExpireReason.TIMEOUT and not self._have[e.request.piece]:
+                if not self._have[e.request.piece]:  # timed out, or the peer was snubbed
                     self._avoid_block(e.peer, e.request)
         return expired
 

@@ -145,6 +145,7 @@ def decode(
     duplicate keys are always refused. Integers must be canonical in both modes.
     """
     buf = data if type(data) is bytes else _as_bytes(data)
+    value: Value
     try:
         value, end = fast_decode(buf, 0, strict, max_depth)
         if end == len(buf):

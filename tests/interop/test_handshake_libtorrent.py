@@ -102,6 +102,9 @@ async def test_libtorrent_dials_us_and_downloads_from_us(
     if policy is EncryptionPolicy.DISABLE:
         assert not result.used_mse  # libtorrent (enabled, not forced) retries in plaintext
         assert refused and set(refused) == {"policy"}
+    elif policy is EncryptionPolicy.PREFER:
+        # offered RC4 and plaintext, we select plaintext after the MSE handshake (prefer_rc4 off)
+        assert result.used_mse and not result.encrypted
     else:
-        assert result.used_mse and result.encrypted  # we pick RC4 when libtorrent offers it
+        assert result.used_mse and result.encrypted
     assert ExtendedHandshake.__name__ in seen and Request.__name__ in seen

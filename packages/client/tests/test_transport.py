@@ -71,7 +71,7 @@ async def test_handshake_and_wire_over_utp_through_the_mux() -> None:
                 peer=target,
                 reconnect=lambda: transport.redial(dialed),
             )
-            assert result.encrypted
+            assert result.used_mse  # PREFER both sides: MSE handshake, plaintext payload
             async with open_peer_connection(result.stream, num_pieces=8) as conn:
                 await conn.send(Interested())
                 await conn.send(Piece(3, 0, b"x" * 16384))

@@ -61,7 +61,7 @@ EXPECT = {
     ("disable", "prefer"): False,
     ("disable", "require"): None,
     ("prefer", "disable"): None,  # without a reconnect callback there is no fallback
-    ("prefer", "prefer"): True,
+    ("prefer", "prefer"): False,  # obfuscated MSE handshake, plaintext payload (prefer_rc4 off)
     ("prefer", "require"): True,
     ("require", "disable"): None,
     ("require", "prefer"): True,
@@ -89,6 +89,18 @@ async def test_policy_pairs(ours: EncryptionPolicy, theirs: EncryptionPolicy) ->
     await rb.stream.send_all(b"pong")
     assert await ra.stream.receive_some() == b"pong"
     assert a.statistics().completed_outgoing == 1 and b.statistics().completed_incoming == 1
+
+
+async def test_prefer_pair_uses_mse_and_rc4_only_with_prefer_rc4() -> None:
+    for prefer_rc4 in (False, True):
+        a = make(EncryptionPolicy.PREFER)
+        b = make(EncryptionPolicy.PREFER, prefer_rc4=prefer_rc4)
+        ra, rb = await pair(a, b)
+        assert isinstance(ra, HandshakeResult) and isinstance(rb, HandshakeResult)
+        assert ra.used_mse and rb.used_mse
+        assert ra.encrypted is prefer_rc4 and rb.encrypted is prefer_rc4
+        await ra.stream.send_all(b"ping")
+        assert await rb.stream.receive_some() == b"ping"
 
 
 @pytest.mark.parametrize("policy", [EncryptionPolicy.DISABLE, EncryptionPolicy.REQUIRE])
@@ -326,7 +338,7 @@ async def test_connect_prefer_falls_back_without_reconnect_callable() -> None:
 
 
 async def test_connect_prefer_stays_encrypted_when_peer_accepts() -> None:
-    a, b = make(EncryptionPolicy.PREFER), make(EncryptionPolicy.PREFER)
+    a, b = make(EncryptionPolicy.PREFER), make(EncryptionPolicy.PREFER, prefer_rc4=True)
     opened = 0
     async with trio.open_nursery() as nursery:
 

@@ -56,9 +56,9 @@ MSE_POLICIES = [EncryptionPolicy.PREFER, EncryptionPolicy.REQUIRE]
 @pytest.mark.parametrize("theirs", MSE_POLICIES)
 def test_every_policy_pair(ours: EncryptionPolicy, theirs: EncryptionPolicy) -> None:
     a = MseInitiator(SKEY, provide=ours.methods, initial_payload=b"IA bytes")
-    b = MseResponder([OTHER, SKEY], allowed=theirs.methods)
+    b = MseResponder([OTHER, SKEY], allowed=theirs.methods, prefer_rc4=True)
     ea, eb = run_pair(a, b)
-    assert ea.method == eb.method == CryptoMethod.RC4  # RC4 is picked whenever both allow it
+    assert ea.method == eb.method == CryptoMethod.RC4  # with prefer_rc4, RC4 whenever both allow it
     assert eb.skey == SKEY and eb.initial_payload == b"IA bytes"
     assert ea.encryptor is not None and eb.decryptor is not None
     assert eb.decryptor.process(ea.encryptor.process(b"hello")) == b"hello"
@@ -204,3 +204,24 @@ def test_regression_empty_data_after_established_is_ignored() -> None:
     assert a.next_event() is ea and b.next_event() is eb
     with pytest.raises(HandshakeError):
         a.receive_data(b"late")
+
+
+def test_responder_selects_plaintext_when_both_offered_unless_prefer_rc4() -> None:
+    # libtorrent's default: obfuscated handshake, plaintext payload (no RC4 cost on either side).
+    from torrio.handshake import CryptoMethod, MseInitiator, MseResponder
+
+    skey = b"k" * 20
+    for prefer_rc4, expected in ((False, CryptoMethod.PLAINTEXT), (True, CryptoMethod.RC4)):
+        a = MseInitiator(skey, provide=CryptoMethod.RC4 | CryptoMethod.PLAINTEXT)
+        b = MseResponder([skey], prefer_rc4=prefer_rc4)
+        ea, eb = run_pair(a, b)
+        assert ea.method is expected
+        assert eb.method is expected
+
+
+def test_responder_still_selects_rc4_when_only_rc4_offered() -> None:
+    from torrio.handshake import CryptoMethod, MseInitiator, MseResponder
+
+    a = MseInitiator(b"k" * 20, provide=CryptoMethod.RC4)
+    b = MseResponder([b"k" * 20], prefer_rc4=False)
+    assert run_pair(a, b)[1].method is CryptoMethod.RC4

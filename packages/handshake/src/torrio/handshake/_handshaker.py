@@ -114,7 +114,8 @@ class Handshaker:
     (v1, truncated v2). Filters return False to refuse: ``allow_addr`` runs first (incoming, when
     an address is given), ``allow_info_hash`` once the torrent is known, ``allow_peer`` on the
     peer's handshake. Every handshake is bounded by ``timeout`` seconds. On any failure the
-    stream is closed and :class:`HandshakeError` raised.
+    stream is closed and :class:`HandshakeError` raised. ``prefer_rc4`` (default False, as in
+    libtorrent): an incoming MSE handshake that offers both RC4 and plaintext gets plaintext.
     """
 
     def __init__(
@@ -129,8 +130,10 @@ class Handshaker:
         allow_peer: Callable[[Handshake], bool] | None = None,
         pad_max: int = MAX_PAD,
         randbytes: Callable[[int], bytes] = os.urandom,
+        prefer_rc4: bool = False,
     ) -> None:
         self.peer_id = peer_id
+        self.prefer_rc4 = prefer_rc4
         self.reserved = reserved
         self.policy = policy
         self.timeout = timeout
@@ -386,6 +389,7 @@ class Handshaker:
             machine = MseResponder(
                 self._skeys,
                 allowed=self.policy.methods,
+                prefer_rc4=self.prefer_rc4,
                 pad_max=self.pad_max,
                 randbytes=self._rand,
             )

@@ -57,8 +57,10 @@ class EncryptionPolicy(enum.Enum):
     """How a peer treats protocol encryption.
 
     ``DISABLE``: plaintext only. ``PREFER``: outgoing tries MSE offering RC4 and plaintext (and falls
-    back to a plaintext handshake if the peer does not speak MSE); incoming accepts both and picks
-    RC4. ``REQUIRE``: MSE with RC4 only, both ways.
+    back to a plaintext handshake if the peer does not speak MSE); incoming accepts both, and when
+    offered both selects plaintext after the (obfuscating) MSE handshake unless ``prefer_rc4`` is
+    set — libtorrent's default, which spares both sides the RC4 cost. ``REQUIRE``: MSE with RC4
+    only, both ways.
     """
 
     DISABLE = "disable"
@@ -138,9 +140,9 @@ def _pad(pad_max: int, randbytes: Callable[[int], bytes]) -> bytes:
     return randbytes(n)
 
 
-def _select(provided: CryptoMethod, allowed: CryptoMethod) -> CryptoMethod:
+def _select(provided: CryptoMethod, allowed: CryptoMethod, prefer_rc4: bool = True) -> CryptoMethod:
     common = provided & allowed
-    if common & CryptoMethod.RC4:
+    if common & CryptoMethod.RC4 and (prefer_rc4 or not common & CryptoMethod.PLAINTEXT):
         return CryptoMethod.RC4
     if common & CryptoMethod.PLAINTEXT:
         return CryptoMethod.PLAINTEXT
@@ -301,13 +303,16 @@ class MseResponder(_Machine):
     """The accepting side (B). ``skeys`` are the 20-byte wire ids of every torrent we serve;
     the one the initiator meant is found by HASH('req2', SKEY). ``skeys`` may also be a mapping
     ``req2_hash(skey) -> skey`` kept up to date by the caller (no hashing per connection).
-    ``allowed`` comes from the policy."""
+    ``allowed`` comes from the policy. When the initiator offers both RC4 and plaintext and both
+    are allowed, RC4 is selected only if ``prefer_rc4`` (libtorrent's setting of that name; this
+    machine defaults to True, the policy layer — :class:`Handshaker` — to libtorrent's False)."""
 
     def __init__(
         self,
         skeys: Iterable[bytes] | Mapping[bytes, bytes],
         *,
         allowed: CryptoMethod = CryptoMethod.RC4 | CryptoMethod.PLAINTEXT,
+        prefer_rc4: bool = True,
         pad_max: int = MAX_PAD,
         randbytes: Callable[[int], bytes] = os.urandom,
         private_key: int | None = None,
@@ -317,6 +322,7 @@ class MseResponder(_Machine):
             skeys if isinstance(skeys, Mapping) else {req2_hash(k): bytes(k) for k in skeys}
         )
         self.allowed = allowed
+        self.prefer_rc4 = prefer_rc4
         self._state = "ya"
         self._s = b""
         self._req1 = b""
@@ -386,7 +392,7 @@ class MseResponder(_Machine):
                 assert self._dec is not None and self._enc is not None and self.skey is not None
                 ia = self._dec.process(bytes(buf[: self._ia_len]))
                 del buf[: self._ia_len]
-                select = _select(self._provide, self.allowed)
+                select = _select(self._provide, self.allowed, self.prefer_rc4)
                 pad_d = _pad(self._pad_max, self._rand)
                 self._out += self._enc.process(
                     VC + _U32.pack(int(select)) + _U16.pack(len(pad_d)) + pad_d

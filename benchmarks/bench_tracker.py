@@ -21,6 +21,7 @@ import contextlib
 import json
 import os
 import random
+import re
 import selectors
 import shutil
 import socket
@@ -38,6 +39,9 @@ CONNECT = struct.Struct("!QII")
 ANNOUNCE = struct.Struct("!QII20s20sQQQIIIiH")
 HEAD = struct.Struct("!II")
 SCRAPE_ENTRY = struct.Struct("!III")
+
+
+PROTO_LABEL = {"udp": "UDP", "http": "HTTP", "http-ka": "HTTP-keep"}
 
 
 def info_hashes(n: int) -> list[bytes]:
@@ -246,6 +250,116 @@ def load_http(
     return {"answered": answered, "failed": failed, "elapsed": elapsed}
 
 
+def load_http_keepalive(
+    host: str, port: int, duration: float, hashes: list[bytes], connections: int, salt: int
+) -> dict[str, Any]:
+    """``connections`` persistent connections, each sending its next announce once the previous
+    response (framed by Content-Length) is complete; a server that closes is reconnected to."""
+    sel = selectors.DefaultSelector()
+    counter = 0
+    answered = failed = reconnects = 0
+    nh = len(hashes)
+
+    def request() -> bytes:
+        nonlocal counter
+        counter += 1
+        peer = (salt << 32 | counter).to_bytes(20, "big")
+        q = (
+            f"info_hash={urllib.parse.quote_from_bytes(hashes[counter % nh], safe='')}"
+            f"&peer_id={urllib.parse.quote_from_bytes(peer, safe='')}&port={1024 + (counter // nh) % 64000}"
+            "&uploaded=0&downloaded=0&left=1&event=started&compact=1&numwant=50"
+        )
+        return f"GET /announce?{q} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode()
+
+    def open_one() -> None:
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        s.setblocking(False)
+        with contextlib.suppress(BlockingIOError):
+            s.connect((host, port))
+        sel.register(s, selectors.EVENT_WRITE, {"out": request(), "in": bytearray()})
+
+    def complete(buf: bytearray) -> int:
+        """Length of the first complete response in ``buf`` (0: not yet; -1: unframed)."""
+        head_end = buf.find(b"\r\n\r\n")
+        if head_end < 0:
+            return 0
+        m = re.search(rb"(?i)\r\ncontent-length:\s*(\d+)", bytes(buf[:head_end]))
+        if m is None:
+            return -1
+        total = head_end + 4 + int(m.group(1))
+        return total if len(buf) >= total else 0
+
+    start = time.monotonic()
+    end = start + duration
+    for _ in range(connections):
+        open_one()
+    while sel.get_map():
+        now = time.monotonic()
+        if now > end + 5:
+            failed += len(sel.get_map())
+            break
+        for key, ev in sel.select(0.1):
+            s, st = key.fileobj, key.data
+            assert isinstance(s, socket.socket)
+            try:
+                if ev & selectors.EVENT_WRITE:
+                    n = s.send(st["out"])
+                    st["out"] = st["out"][n:]
+                    if not st["out"]:
+                        sel.modify(s, selectors.EVENT_READ, st)
+                    continue
+                chunk = s.recv(65536)
+            except (BlockingIOError, InterruptedError):
+                continue
+            except OSError:
+                chunk = b""
+            if chunk:
+                st["in"] += chunk
+                n = complete(st["in"])
+                if n == 0:
+                    continue
+                body = bytes(st["in"][: max(n, 0)] if n > 0 else st["in"])
+                ok = body.startswith(b"HTTP/1.") and b" 200 " in body[:20] and b"interval" in body
+                if n < 0 or not ok:
+                    continue  # unframed: wait for close
+                answered += 1
+                del st["in"][:n]
+                closing = b"connection: close" in body.lower()
+                if time.monotonic() >= end or closing:
+                    sel.unregister(s)
+                    s.close()
+                    if closing and time.monotonic() < end:
+                        reconnects += 1
+                        open_one()
+                    continue
+                st["out"] = request()
+                sel.modify(s, selectors.EVENT_WRITE, st)
+                continue
+            # closed by the server
+            sel.unregister(s)
+            s.close()
+            body = bytes(st["in"])
+            if body.startswith(b"HTTP/1.") and b" 200 " in body[:20] and b"interval" in body:
+                answered += 1
+            elif body:
+                failed += 1
+            if time.monotonic() < end:
+                reconnects += 1
+                open_one()
+    elapsed = time.monotonic() - start
+    return {"answered": answered, "failed": failed, "elapsed": elapsed, "reconnects": reconnects}
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a (Linux) process has used so far."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 # --- orchestration -----------------------------------------------------------------------------
 
 
@@ -341,7 +455,7 @@ def main() -> None:
     p.add_argument("--hashes", type=int, default=1000)
     p.add_argument("--window", type=int, default=64)
     p.add_argument("--connections", type=int, default=16)
-    p.add_argument("--load", choices=["udp", "http"])
+    p.add_argument("--load", choices=["udp", "http", "http-ka"])
     p.add_argument("--port", type=int)
     p.add_argument("--salt", type=int, default=1)
     args = p.parse_args()
@@ -350,6 +464,15 @@ def main() -> None:
         print(
             json.dumps(
                 load_udp("127.0.0.1", args.port, args.duration, hashes, args.window, args.salt)
+            )
+        )
+        return
+    if args.load == "http-ka":
+        print(
+            json.dumps(
+                load_http_keepalive(
+                    "127.0.0.1", args.port, args.duration, hashes, args.connections, args.salt
+                )
             )
         )
         return
@@ -378,25 +501,36 @@ def main() -> None:
         else:
             servers.append(("opentracker", *ot))
         try:
-            for salt, (name, _proc, http, udp) in enumerate(servers, 1):
-                u = run_load("udp", udp, args, salt)
-                stored = scrape_udp("127.0.0.1", udp, hashes)
-                u["stored"] = stored
-                h = run_load("http", http, args, salt + 100)
-                results[name] = {"udp": u, "http": h}
-                ok = (
-                    "none lost"
-                    if u["lost"] == 0 and u["errors"] == 0 and stored == u["answered"]
-                    else "LOSS"
-                )
-                print(
-                    f"{name:12s} UDP  {u['answered'] / u['elapsed']:9.0f} announces/s  "
-                    f"(answered {u['answered']}, lost {u['lost']}, errors {u['errors']}, peers stored {stored}: {ok})"
-                )
-                print(
-                    f"{name:12s} HTTP {h['answered'] / h['elapsed']:9.0f} announces/s  "
-                    f"(answered {h['answered']}, failed {h['failed']})"
-                )
+            # interleaved: each protocol runs against every server in turn, so a burst of load
+            # from other users of the machine hits both rather than one
+            for salt, proto in enumerate(("udp", "http", "http-ka"), 1):
+                for k, (name, proc, http, udp) in enumerate(servers):
+                    cpu0 = cpu_seconds(proc.pid)
+                    r = run_load(proto, udp if proto == "udp" else http, args, salt * 100 + k)
+                    r["cpu"] = cpu_seconds(proc.pid) - cpu0
+                    results.setdefault(name, {})[proto] = r
+                    cpu10k = 1e4 * r["cpu"] / max(r["answered"], 1)
+                    line = (
+                        f"{name:12s} {PROTO_LABEL[proto]:9s} {r['answered'] / r['elapsed']:8.0f} "
+                        f"announces/s  {cpu10k:6.2f} server CPU s/10k  "
+                    )
+                    if proto == "udp":
+                        stored = scrape_udp("127.0.0.1", udp, hashes)
+                        ok = (
+                            "none lost"
+                            if r["lost"] == 0 and r["errors"] == 0 and stored >= r["answered"]
+                            else "LOSS"
+                        )
+                        line += (
+                            f"(answered {r['answered']}, lost {r['lost']}, errors {r['errors']}, "
+                            f"peers stored {stored}: {ok})"
+                        )
+                    else:
+                        line += f"(answered {r['answered']}, failed {r['failed']}"
+                        if proto == "http-ka":
+                            line += f", reconnects {r['reconnects']}"
+                        line += ")"
+                    print(line, flush=True)
         finally:
             for _name, proc, _h, _u in servers:
                 proc.terminate()
@@ -406,10 +540,15 @@ def main() -> None:
                     proc.kill()
     if "opentracker" in results:
         t, o = results["torrio"], results["opentracker"]
-        for proto in ("udp", "http"):
+        for proto in ("udp", "http", "http-ka"):
             rt = t[proto]["answered"] / t[proto]["elapsed"]
             ro = o[proto]["answered"] / o[proto]["elapsed"]
-            print(f"ratio torrio/opentracker {proto.upper():4s}: {rt / ro:.2f}x")
+            ct = t[proto]["cpu"] / max(t[proto]["answered"], 1)
+            co = o[proto]["cpu"] / max(o[proto]["answered"], 1)
+            print(
+                f"ratio torrio/opentracker {PROTO_LABEL[proto]:9s}: {rt / ro:.2f}x announces/s, "
+                f"{ct / co if co else float('nan'):.1f}x CPU per announce"
+            )
 
 
 if __name__ == "__main__":

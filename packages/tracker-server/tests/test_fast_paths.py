@@ -2,9 +2,25 @@
 
 from __future__ import annotations
 
-import httpx
+import ipaddress
+from urllib.parse import quote_from_bytes
 
-from torrio.tracker_server import open_tracker_server
+import httpx
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from torrio.bencode import decode
+from torrio.core import PeerAddr
+from torrio.tracker import AnnounceResponse, encode_announce_response
+from torrio.tracker_server import (
+    AnnounceOutcome,
+    MemoryStore,
+    PeerEntry,
+    SwarmCounts,
+    TrackerConfig,
+    open_tracker_server,
+)
+from torrio.tracker_server._http_app import encode_compact_announce
 from torrio.tracker_server._serve import http_config
 
 
@@ -23,3 +39,67 @@ async def test_http_response_has_no_per_response_date_or_server_header() -> None
         assert "date" not in r.headers
         assert "server" not in r.headers
         assert r.headers["content-length"] == str(len(r.content))
+
+
+_v4 = st.builds(ipaddress.IPv4Address, st.integers(0, 2**32 - 1))
+_v6 = st.builds(ipaddress.IPv6Address, st.integers(0, 2**128 - 1))
+_peer = st.builds(
+    lambda ip, port, pid, seed: PeerEntry(pid, PeerAddr(ip, port), seed),
+    st.one_of(_v4, _v6),
+    st.integers(1, 0xFFFF),
+    st.binary(min_size=20, max_size=20),
+    st.booleans(),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    peers=st.lists(_peer, max_size=8),
+    counts=st.tuples(st.integers(0, 10**6), st.integers(0, 10**6), st.integers(0, 10**6)),
+    interval=st.integers(1, 10**5),
+    min_interval=st.none() | st.integers(1, 10**5),
+)
+def test_compact_announce_body_matches_codec(
+    peers: list[PeerEntry],
+    counts: tuple[int, int, int],
+    interval: int,
+    min_interval: int | None,
+) -> None:
+    c = SwarmCounts(*counts)
+    fast = encode_compact_announce(AnnounceOutcome(tuple(peers), c), interval, min_interval)
+    reference = encode_announce_response(
+        AnnounceResponse(
+            interval=interval,
+            min_interval=min_interval,
+            peers=tuple(p.addr for p in peers),
+            peer_ids=tuple(p.peer_id for p in peers),
+            complete=c.complete,
+            incomplete=c.incomplete,
+            downloaded=c.downloaded,
+        ),
+        compact=True,
+    )
+    assert fast == reference
+
+
+async def test_http_compact_and_dict_announces_over_the_wire() -> None:
+    config = TrackerConfig(interval=900, min_interval=30)
+    async with (
+        open_tracker_server(MemoryStore(seed=1), config, udp_port=None) as srv,
+        httpx.AsyncClient() as http,
+    ):
+        ih = quote_from_bytes(b"\x01" * 20, safe="")
+        for n in range(3):
+            pid = quote_from_bytes(bytes([n]) * 20, safe="")
+            q = f"info_hash={ih}&peer_id={pid}&port={7000 + n}&left=5&compact=1"
+            r = await http.get(f"{srv.http_url}?{q}")
+            d = decode(r.content)
+            assert isinstance(d, dict)
+            assert d[b"interval"] == 900 and d[b"min interval"] == 30
+            assert d[b"incomplete"] == n + 1
+            assert len(d[b"peers"]) == 6 * n  # never the announcing peer itself
+        pid = quote_from_bytes(b"\x09" * 20, safe="")
+        r = await http.get(f"{srv.http_url}?info_hash={ih}&peer_id={pid}&port=7009&compact=0")
+        d = decode(r.content)
+        assert isinstance(d, dict)
+        assert sorted(p[b"port"] for p in d[b"peers"]) == [7000, 7001, 7002]

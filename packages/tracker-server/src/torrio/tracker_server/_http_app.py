@@ -6,12 +6,14 @@ tracked torrents with seeds, leechers and completed counts (as the mainline trac
 
 from __future__ import annotations
 
+import functools
 import html
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import attrs
 
+from torrio.core import IPAddress
 from torrio.tracker import (
     TrackerError,
     encode_announce_response,
@@ -22,6 +24,7 @@ from torrio.tracker import (
     parse_scrape_query,
 )
 
+from ._store import AnnounceOutcome
 from ._tracker import Tracker
 
 Scope = dict[str, Any]
@@ -29,20 +32,56 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 _PLAIN = b"text/plain"
+_CONTENT_TYPE_PLAIN = (b"content-type", _PLAIN)
 
 
 async def _respond(send: Send, status: int, body: bytes, content_type: bytes = _PLAIN) -> None:
+    ctype = _CONTENT_TYPE_PLAIN if content_type is _PLAIN else (b"content-type", content_type)
     await send(
         {
             "type": "http.response.start",
             "status": status,
-            "headers": [
-                (b"content-type", content_type),
-                (b"content-length", str(len(body)).encode()),
-            ],
+            "headers": [ctype, (b"content-length", b"%d" % len(body))],
         }
     )
     await send({"type": "http.response.body", "body": body})
+
+
+@functools.lru_cache(maxsize=4096)
+def _client_ip(host: str) -> IPAddress:
+    return parse_ip(host)
+
+
+def encode_compact_announce(
+    outcome: AnnounceOutcome, interval: int, min_interval: int | None
+) -> bytes:
+    """The bencoded compact announce response for ``outcome``, built without a dictionary.
+
+    Byte-for-byte what ``encode_announce_response(..., compact=True)`` gives for the same answer
+    (keys in sorted order: complete, downloaded, incomplete, interval, min interval, peers,
+    peers6); peers come from each entry's precomputed compact form.
+    """
+    c = outcome.counts
+    peers = outcome.peers
+    v4 = b"".join([p.compact for p in peers if len(p.compact) == 6])
+    v6 = (
+        b"".join([p.compact for p in peers if len(p.compact) != 6])
+        if len(v4) != 6 * len(peers)
+        else b""
+    )
+    parts = [
+        b"d8:completei%de10:downloadedi%de10:incompletei%de8:intervali%de"
+        % (c.complete, c.downloaded, c.incomplete, interval)
+    ]
+    if min_interval is not None:
+        parts.append(b"12:min intervali%de" % min_interval)
+    parts.append(b"5:peers%d:" % len(v4))
+    parts.append(v4)
+    if v6:
+        parts.append(b"6:peers6%d:" % len(v6))
+        parts.append(v6)
+    parts.append(b"e")
+    return b"".join(parts)
 
 
 def render_index(rows: list[tuple[bytes, Any]], stats: Any) -> bytes:
@@ -88,17 +127,25 @@ class TrackerApp:
         query: bytes = scope.get("query_string", b"")
         client = scope.get("client") or ("0.0.0.0", 0)
         try:
-            source = parse_ip(client[0])
+            source = _client_ip(client[0])
         except TrackerError:
             await _respond(send, 400, b"unknown client address")
             return
         if path == "/announce":
             try:
                 req = parse_announce_query(query)
-                resp = await self.tracker.announce(req, source)
-                if req.no_peer_id:
-                    resp = attrs.evolve(resp, peer_ids=())
-                body = encode_announce_response(resp, compact=req.compact)
+                if req.compact:
+                    tracker = self.tracker
+                    body = encode_compact_announce(
+                        await tracker.exchange(req, source),
+                        tracker.config.interval,
+                        tracker.config.min_interval,
+                    )
+                else:
+                    resp = await self.tracker.announce(req, source)
+                    if req.no_peer_id:
+                        resp = attrs.evolve(resp, peer_ids=())
+                    body = encode_announce_response(resp, compact=False)
             except TrackerError as exc:
                 body = encode_failure(exc.message)
             await _respond(send, 200, body)

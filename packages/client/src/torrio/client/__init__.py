@@ -41,6 +41,13 @@ from ._events import (
 )
 from ._handle import TorrentHandle
 from ._lifecycle import QueueEntry, QueueLimits, assign_queue
+from ._magnet import MagnetError, as_magnet, resolve_magnet
+from ._metadata_fetch import (
+    MetadataFetcher,
+    MetadataFetchError,
+    MetadataServer,
+    selection_priorities,
+)
 from ._params import ENCRYPTION_POLICIES, AddTorrent, SessionSettings
 from ._peer_list import PeerList, PeerListStatistics
 from ._rate import format_bytes, format_rate, parse_rate
@@ -100,4 +107,11 @@ __all__ = [
     "format_rate",
     "open_session",
     "parse_rate",
+    "MagnetError",
+    "as_magnet",
+    "resolve_magnet",
+    "MetadataFetcher",
+    "MetadataFetchError",
+    "MetadataServer",
+    "selection_priorities",
 ]

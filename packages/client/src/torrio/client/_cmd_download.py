@@ -38,6 +38,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=[],
         help="priority 0 (skip) .. 7 of file INDEX (as `torrio info` lists them); repeatable",
     )
+    p.add_argument(
+        "--save-torrent",
+        metavar="FILE",
+        default=None,
+        help="write the torrent's metainfo to FILE (a magnet's, once its metadata is fetched)",
+    )
     p.set_defaults(handler=_handle)
 
 

@@ -19,6 +19,7 @@ from torrio.select import BlockRequest, SelectError
 from torrio.wire import (
     NEED_DATA,
     UPLOAD_ONLY,
+    UT_METADATA,
     AllowedFast,
     BitfieldMessage,
     Cancel,
@@ -38,6 +39,7 @@ from torrio.wire import (
     Suggest,
     Unchoke,
     UploadOnly,
+    UtMetadataRequest,
     WireError,
     open_peer_connection,
 )
@@ -55,7 +57,7 @@ MAX_BLOCK = 16384
 SEND_QUEUE = 1024
 UPLOAD_BATCH = 16
 """Blocks read and queued together before the writer runs (one write of up to 256 KiB)."""
-LOCAL_EXTENSIONS = {UPLOAD_ONLY: 3}
+LOCAL_EXTENSIONS = {UPLOAD_ONLY: 3, UT_METADATA: 2}
 
 
 class PeerClosed(Exception):
@@ -241,6 +243,7 @@ class Peer:
                     reqq=MAX_PEER_REQUESTS,
                     upload_only=t.upload_only_now(),
                     yourip=self.addr.ip,
+                    metadata_size=t.metadata_server.metadata_size,
                 )
             )
         have = t.have
@@ -344,6 +347,9 @@ class Peer:
         elif cls is UploadOnly:
             assert isinstance(ev, UploadOnly)
             self.upload_only = ev.enabled
+        elif cls is UtMetadataRequest:
+            assert isinstance(ev, UtMetadataRequest)
+            await self.send(t.metadata_server.respond(ev, self))
         # keep-alives, PORT, hashes, unknown and unsupported extension messages: nothing to do
 
     # -- downloading -------------------------------------------------------------------------

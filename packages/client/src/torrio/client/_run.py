@@ -127,24 +127,41 @@ def status_json(st: TorrentStatus, save_path: str, interrupted: bool) -> dict[st
     }
 
 
+async def after_magnet(handle: Any, args: argparse.Namespace, prio_specs: list[str]) -> None:
+    """Once a magnet's metadata arrived: ``--file-priority`` and ``--save-torrent``."""
+    torrent = handle.torrent
+    prios = _file_priorities(prio_specs, len(torrent.files))
+    if prios is not None:
+        handle.set_file_priorities(prios)
+    target = getattr(args, "save_torrent", None)
+    if target:
+        data = torrent.to_bytes()
+        try:
+            await trio.to_thread.run_sync(Path(target).write_bytes, data)
+        except OSError as exc:
+            raise CommandError(f"cannot write {target}: {exc.strerror or exc}") from exc
+        print(f"torrio: metadata saved to {target}", file=sys.stderr, flush=True)
+
+
 def run_transfer(args: argparse.Namespace, *, mode: str) -> int:
     """Run ``download`` (mode ``"download"``) or ``seed`` (mode ``"seed"``) to completion."""
-    if args.source.startswith("magnet:"):
-        raise CommandError("magnet downloads are not supported yet; use a .torrent file or URL")
     if getattr(args, "super_seed", False):
         raise CommandError("--super-seed is not supported yet")
     return trio.run(_run, args, mode)
 
 
 async def _run(args: argparse.Namespace, mode: str) -> int:
+    from ._magnet import as_magnet
     from ._source import load_torrent
 
-    torrent = await load_torrent(args.source)
+    magnet = as_magnet(args.source)
+    torrent = None if magnet is not None else await load_torrent(args.source)
     save_path = args.path if mode == "seed" else args.output
     resume_dir = args.resume_dir or str(Path(save_path) / ".torrio-resume")
-    prios = _file_priorities(getattr(args, "file_priority", []), len(torrent.files))
+    prio_specs = getattr(args, "file_priority", [])
+    prios = None if torrent is None else _file_priorities(prio_specs, len(torrent.files))
     params = AddTorrent(
-        source=torrent,
+        source=torrent if torrent is not None else magnet,
         save_path=save_path,
         peers=args.peer,
         trackers=args.tracker,
@@ -177,7 +194,11 @@ async def _run(args: argparse.Namespace, mode: str) -> int:
         print(
             f"torrio: listening on {args.listen_host}:{session.port}", file=sys.stderr, flush=True
         )
+        if magnet is not None:
+            print("torrio: fetching metadata of the magnet link", file=sys.stderr, flush=True)
         handle = await session.add_torrent(params)
+        if magnet is not None or getattr(args, "save_torrent", None):
+            await after_magnet(handle, args, prio_specs)
         await handle.wait_checked()
         with (
             TorrentDisplay(verbose=args.verbose, interval=args.interval) as display,

@@ -31,6 +31,7 @@ from ._errors import ClientError
 from ._event_hub import EventHub, EventStream
 from ._handle import TorrentHandle
 from ._lifecycle import QueueEntry, QueueLimits, assign_queue
+from ._magnet import as_magnet, resolve_magnet
 from ._params import AddTorrent, SessionSettings
 from ._piece_store import PieceStore, default_storage
 from ._rate_limit import TokenBucket
@@ -101,6 +102,13 @@ class Session:
         """Add a torrent; it starts checking at once. Raises :class:`ClientError`."""
         if self._closing:
             raise ClientError("session is closing")
+        magnet = as_magnet(params.source)
+        if magnet is not None:
+            if magnet.info_hash in self._torrents:
+                raise ClientError(
+                    "torrent already in the session", info_hash=magnet.info_hash.hex()
+                )
+            params = await resolve_magnet(self, magnet, params)
         torrent = await load_torrent(params.source)
         if torrent.info_hash in self._torrents:
             raise ClientError("torrent already in the session", info_hash=torrent.info_hash.hex())

@@ -25,6 +25,7 @@ from torrio.wire import UPLOAD_ONLY, Cancel, Have, UploadOnly, allowed_fast_set
 from . import _events as ev
 from ._choker import ChokeCandidate, Choker
 from ._lifecycle import Lifecycle
+from ._metadata_fetch import MetadataServer
 from ._params import AddTorrent
 from ._peer import Peer
 from ._peer_list import SOURCE_DHT, SOURCE_INCOMING, SOURCE_MANUAL, SOURCE_TRACKER, PeerList
@@ -72,6 +73,8 @@ class TorrentRuntime:
         self.peer_list = PeerList()
         self.choker = Choker(slots=params.upload_slots)
         self.smart_ban = SmartBan()
+        self.metadata_server = MetadataServer(torrent.info_bytes)
+        """Answers ut_metadata requests (BEP 9) so magnet downloaders can fetch our info dict."""
         self.lifecycle = Lifecycle(paused=params.paused)
         self.up_bucket = TokenBucket(rate=params.max_upload_rate)
         self.down_bucket = TokenBucket(rate=params.max_download_rate)
@@ -746,6 +749,7 @@ class TorrentRuntime:
             return
         del self.peers[peer]
         self.session.peer_count -= 1
+        self.metadata_server.forget(peer)
         if self.picker is not None:
             self.picker.remove_peer(peer)
         self.choker.remove(peer)

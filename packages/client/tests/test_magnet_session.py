@@ -1,0 +1,116 @@
+"""Magnet links through the session on loopback: metadata via ut_metadata, BEP 53 ``so=``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+import trio
+
+from torrio.client import AddTorrent, ClientError, MagnetError, MetadataReceived, open_session
+from torrio.core import PeerAddr
+from torrio.metainfo import Magnet, Torrent
+
+from ._helpers import make_torrent, tree_digest
+
+LOOP: dict[str, Any] = {"listen_host": "127.0.0.1", "listen_port": 0, "reraise_errors": True}
+
+
+def _magnet(t: Torrent, port: int, **changes: Any) -> Magnet:
+    return attrs.evolve(Magnet.from_torrent(t), peers=(("127.0.0.1", port),), **changes)
+
+
+async def test_magnet_uri_downloads_from_our_seed(tmp_path: Path) -> None:
+    t = make_torrent(tmp_path / "seed", {"a.bin": 200_000, "b/c.bin": 70_001}, piece_length=16384)
+    with trio.fail_after(30):
+        async with open_session(**LOOP) as seed, open_session(**LOOP) as leech:
+            await (
+                await seed.add_torrent(AddTorrent(t, save_path=tmp_path / "seed"))
+            ).wait_finished()
+            events = leech.events()
+            uri = _magnet(t, seed.port).to_uri()
+            lh = await leech.add_torrent(AddTorrent(source=uri, save_path=tmp_path / "dl"))
+            assert lh.torrent.info_bytes == t.info_bytes
+            await lh.wait_finished()
+            got = None
+            async for ev in events:
+                if isinstance(ev, MetadataReceived):
+                    got = ev
+                    break
+            assert got is not None
+            assert got.info_hash == t.info_hash and got.total_length == t.total_length
+    assert tree_digest(tmp_path / "dl" / "payload") == tree_digest(tmp_path / "seed" / "payload")
+
+
+async def test_magnet_select_only_downloads_the_selected_file(tmp_path: Path) -> None:
+    t = make_torrent(
+        tmp_path / "seed", {"a.bin": 100_000, "b.bin": 90_000, "c.bin": 80_000}, piece_length=16384
+    )
+    chosen = next(i for i, f in enumerate(t.files) if f.path[-1] == "b.bin")
+    with trio.fail_after(30):
+        async with open_session(**LOOP) as seed, open_session(**LOOP) as leech:
+            await (
+                await seed.add_torrent(AddTorrent(t, save_path=tmp_path / "seed"))
+            ).wait_finished()
+            m = _magnet(t, seed.port, select_only=(chosen,))
+            lh = await leech.add_torrent(AddTorrent(source=m, save_path=tmp_path / "dl"))
+            await lh.wait_finished()
+            prios = [fs.priority for fs in lh.file_status()]
+            assert [p > 0 for p in prios] == [i == chosen for i in range(len(t.files))]
+    got = (tmp_path / "dl" / "payload" / "b.bin").read_bytes()
+    assert got == (tmp_path / "seed" / "payload" / "b.bin").read_bytes()
+
+
+async def test_magnet_without_reachable_peers_waits_and_cancels_cleanly(tmp_path: Path) -> None:
+    t = make_torrent(tmp_path / "seed", 50_000, piece_length=16384)
+    async with open_session(**LOOP) as leech:
+        dead = PeerAddr("127.0.0.1", 1)
+        m = attrs.evolve(Magnet.from_torrent(t), peers=((str(dead.ip), dead.port),))
+        with trio.move_on_after(2) as scope:
+            await leech.add_torrent(AddTorrent(source=m, save_path=tmp_path / "dl"))
+        assert scope.cancelled_caught
+        assert leech.torrents() == []
+        # the info-hash is free again: a .torrent add works
+        await leech.add_torrent(AddTorrent(source=t, save_path=tmp_path / "dl"))
+
+
+async def test_v2_only_magnet_is_refused_clearly(tmp_path: Path) -> None:
+    t = make_torrent(tmp_path / "seed", 50_000, piece_length=16384, version="v2")
+    async with open_session(**LOOP) as leech:
+        with pytest.raises(MagnetError, match="v2-only"):
+            await leech.add_torrent(AddTorrent(source=Magnet.from_torrent(t), save_path=tmp_path))
+
+
+async def test_bad_magnet_uri_is_a_client_error(tmp_path: Path) -> None:
+    async with open_session(**LOOP) as leech:
+        with pytest.raises(ClientError):
+            await leech.add_torrent(AddTorrent(source="magnet:?xt=urn:btih:zz", save_path=tmp_path))
+
+
+def test_cli_magnet_download_saves_torrent(tmp_path: Path) -> None:
+    t = make_torrent(tmp_path / "seed", {"x.bin": 120_000, "y.bin": 5}, piece_length=16384)
+    saved = tmp_path / "saved.torrent"
+
+    async def main() -> int:
+        async with open_session(**LOOP) as seed:
+            await (
+                await seed.add_torrent(AddTorrent(t, save_path=tmp_path / "seed"))
+            ).wait_finished()
+            uri = Magnet.from_torrent(t).to_uri()
+            cmd = [
+                sys.executable, "-m", "torrio.client", "download", uri,
+                "--peer", f"127.0.0.1:{seed.port}", "-o", str(tmp_path / "dl"),
+                "--port", "0", "--listen-host", "127.0.0.1", "--no-dht", "--no-lsd",
+                "--save-torrent", str(saved),
+            ]  # fmt: skip
+            with trio.fail_after(60):
+                proc = await trio.run_process(cmd, check=False, capture_stderr=True)
+            assert proc.returncode == 0, proc.stderr.decode()
+            return proc.returncode
+
+    assert trio.run(main) == 0
+    assert tree_digest(tmp_path / "dl" / "payload") == tree_digest(tmp_path / "seed" / "payload")
+    assert Torrent.from_bytes(saved.read_bytes()).info_bytes == t.info_bytes

@@ -14,6 +14,7 @@ from torrio.core import PeerAddr
 from torrio.tracker import AnnounceResponse, encode_announce_response
 from torrio.tracker_server import (
     AnnounceOutcome,
+    ConnectionIds,
     MemoryStore,
     PeerEntry,
     SwarmCounts,
@@ -103,3 +104,30 @@ async def test_http_compact_and_dict_announces_over_the_wire() -> None:
         d = decode(r.content)
         assert isinstance(d, dict)
         assert sorted(p[b"port"] for p in d[b"peers"]) == [7000, 7001, 7002]
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    ops=st.lists(
+        st.tuples(st.sampled_from(["10.0.0.1", "10.0.0.2", "::1", "1.2.3.4"]), st.floats(0, 400)),
+        max_size=30,
+    )
+)
+def test_connection_id_memo_agrees_with_fresh_hashes(ops: list[tuple[str, float]]) -> None:
+    memo = ConnectionIds(b"k" * 32, cache_size=2)
+    for host, now in ops:
+        cid = memo.issue((host, 1), now)
+        fresh = ConnectionIds(b"k" * 32)
+        assert cid == fresh.issue((host, 9), now)
+        assert memo.check(cid, (host, 2), now)
+        assert memo.check(cid, (host, 2), now + 60)  # still valid in the next minute
+        assert not memo.check(cid, (host, 2), now + 120)
+        assert not memo.check(cid ^ 1, (host, 2), now)
+        assert len(memo._valid) <= 2  # bounded memo
+
+
+def test_connection_id_of_another_host_is_refused() -> None:
+    ids = ConnectionIds(b"k" * 32)
+    cid = ids.issue(("10.0.0.1", 1), 1000.0)
+    assert not ids.check(cid, ("10.0.0.2", 1), 1000.0)
+    assert ids.check(cid, ("10.0.0.1", 5555), 1000.0)

@@ -114,3 +114,18 @@ def test_cli_magnet_download_saves_torrent(tmp_path: Path) -> None:
     assert trio.run(main) == 0
     assert tree_digest(tmp_path / "dl" / "payload") == tree_digest(tmp_path / "seed" / "payload")
     assert Torrent.from_bytes(saved.read_bytes()).info_bytes == t.info_bytes
+
+
+async def test_hybrid_magnet_downloads_verified_by_v1_hashes(tmp_path: Path) -> None:
+    t = make_torrent(tmp_path / "seed", {"a.bin": 90_000, "b.bin": 40_000}, version="hybrid")
+    with trio.fail_after(30):
+        async with open_session(**LOOP) as seed, open_session(**LOOP) as leech:
+            await (
+                await seed.add_torrent(AddTorrent(t, save_path=tmp_path / "seed"))
+            ).wait_finished()
+            m = _magnet(t, seed.port)
+            assert m.info_hash.v1 is not None and m.info_hash.v2 is not None
+            lh = await leech.add_torrent(AddTorrent(source=m, save_path=tmp_path / "dl"))
+            assert lh.info_hash == t.info_hash
+            await lh.wait_finished()
+    assert tree_digest(tmp_path / "dl" / "payload") == tree_digest(tmp_path / "seed" / "payload")

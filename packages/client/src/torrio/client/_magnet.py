@@ -10,8 +10,9 @@ source is the fetched :class:`torrio.metainfo.Torrent`, whose file priorities fo
 ``so=`` (unless the caller set them), and whose peers include those that served the metadata.
 
 v2-only magnets are refused with a :class:`MagnetError`: BEP 9 carries no piece layers, and
-fetching them with BEP 52 hash requests is not implemented. Hybrid magnets work (pieces are
-verified with their v1 hashes).
+fetching them with BEP 52 hash requests is not implemented. Hybrid magnets work: the torrent is
+stored with ``version="v1"`` (same info dict and info-hash, pieces verified by their v1 SHA-1
+hashes).
 """
 
 from __future__ import annotations
@@ -249,6 +250,9 @@ def magnet_torrent(magnet: Magnet, fetcher: MetadataFetcher[Any]) -> Torrent:
             "use the .torrent file or a hybrid magnet",
             info_hash=magnet.info_hash.hex(),
         )
+    if torrent.version == "hybrid" and not torrent.piece_layers:
+        # BEP 9 carries no piece layers: verify pieces with the v1 hashes only
+        torrent = attrs.evolve(torrent, version="v1")
     return torrent
 
 

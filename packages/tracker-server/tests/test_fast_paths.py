@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import ipaddress
+import socket
+import struct
 from urllib.parse import quote_from_bytes
 
 import httpx
+import trio
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -131,3 +134,36 @@ def test_connection_id_of_another_host_is_refused() -> None:
     cid = ids.issue(("10.0.0.1", 1), 1000.0)
     assert not ids.check(cid, ("10.0.0.2", 1), 1000.0)
     assert ids.check(cid, ("10.0.0.1", 5555), 1000.0)
+
+
+def _free_port() -> int:
+    with socket.socket() as s, socket.socket(type=socket.SOCK_DGRAM) as u:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+        u.bind(("127.0.0.1", port))  # free for UDP too
+        return port
+
+
+async def test_two_servers_share_one_port_with_reuse_port() -> None:
+    store = MemoryStore(seed=2)  # one store for both, as sqlite:/redis:// give processes
+    config = TrackerConfig(connection_secret=b"s" * 32)
+    port = _free_port()
+    ih = quote_from_bytes(b"\x02" * 20, safe="")
+    async with (
+        open_tracker_server(store, config, http_port=port, udp_port=port, reuse_port=True) as a,
+        open_tracker_server(store, config, http_port=port, udp_port=port, reuse_port=True) as b,
+        httpx.AsyncClient() as http,
+    ):
+        assert a.http_url == b.http_url and a.udp_url == b.udp_url
+        for n in range(6):
+            pid = quote_from_bytes(bytes([n]) * 20, safe="")
+            r = await http.get(f"{a.http_url}?info_hash={ih}&peer_id={pid}&port={7000 + n}&left=1")
+            d = decode(r.content)
+            assert isinstance(d, dict)
+            assert d[b"incomplete"] == n + 1  # whichever process answered, it saw every peer
+        with trio.socket.socket(type=socket.SOCK_DGRAM) as u:
+            await u.bind(("127.0.0.1", 0))
+            await u.sendto(struct.pack("!QII", 0x41727101980, 0, 7), ("127.0.0.1", port))
+            reply = await u.recv(64)
+            assert struct.unpack_from("!II", reply) == (0, 7)
+    assert a.tracker.statistics().announces + b.tracker.statistics().announces == 6

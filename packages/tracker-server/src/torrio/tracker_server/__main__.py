@@ -31,6 +31,11 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="hex key for UDP connection ids (share it across processes)",
     )
+    p.add_argument(
+        "--reuse-port",
+        action="store_true",
+        help="SO_REUSEPORT: several processes (sharing a sqlite:/redis:// store) serve one port",
+    )
     args = p.parse_args(argv)
 
     async def run() -> None:
@@ -52,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
                         hosts=[args.host],
                         http_port=args.http_port,
                         udp_port=args.udp_port,
+                        reuse_port=args.reuse_port,
                     )
                 )
                 print(addrs.http_url, addrs.udp_url, flush=True)

@@ -75,6 +75,40 @@ def http_config(bind: Sequence[str]) -> Config:
     return config
 
 
+async def _bind_udp_shared(host: str, port: int) -> trio.socket.SocketType:
+    """A UDP socket on ``host:port`` with SO_REUSEPORT, so several processes share the port."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = trio.socket.socket(family, socket.SOCK_DGRAM)
+    try:
+        if family == socket.AF_INET6:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        await sock.bind((host, port))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def _listen_shared(host: str, port: int) -> str:
+    """A TCP listening socket on ``host:port`` with SO_REUSEPORT, as a hypercorn ``fd://`` bind.
+
+    Hypercorn adopts the descriptor (and closes it when it stops serving).
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.bind((host, port))
+    except BaseException:
+        sock.close()
+        raise
+    return f"fd://{sock.detach()}"
+
+
 async def _purge_forever(tracker: Tracker, every: float) -> None:
     while True:
         await trio.sleep(every)
@@ -87,12 +121,16 @@ async def serve_tracker(
     hosts: Sequence[str] = ("127.0.0.1",),
     http_port: int | None = 0,
     udp_port: int | None = 0,
+    reuse_port: bool = False,
     task_status: trio.TaskStatus[ServerAddresses] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve HTTP (hypercorn, trio worker) and UDP on each of ``hosts`` until cancelled.
 
     ``http_port``/``udp_port`` None disables that transport; 0 picks a free port. Starts with the
-    bound :class:`ServerAddresses`.
+    bound :class:`ServerAddresses`. ``reuse_port`` (Linux, BSD) sets SO_REUSEPORT on every
+    listening socket so several tracker processes can serve one fixed port, the kernel spreading
+    connections and datagrams among them: the scale-out path, with a store they all share
+    (``sqlite:``/``redis://``; memory stores are per process) and one ``connection_secret``.
     """
     async with trio.open_nursery() as nursery:
         udp_addrs: list[SocketAddress] = []
@@ -102,14 +140,20 @@ async def serve_tracker(
             # the memory store never waits: answering in order is fastest; others wait on I/O
             concurrency = 1 if isinstance(tracker.store, MemoryStore) else 64
             for host in hosts:
-                sock = await bind_udp_socket(host, udp_port)
+                if reuse_port:
+                    sock = await _bind_udp_shared(host, udp_port)
+                else:
+                    sock = await bind_udp_socket(host, udp_port)
                 with contextlib.suppress(OSError):
                     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
                 name = sock.getsockname()
                 udp_addrs.append((str(name[0]), int(name[1])))
                 nursery.start_soon(_serve_udp_closing, tracker, sock, ids, concurrency)
         if http_port is not None:
-            config = http_config([_bind_string(h, http_port) for h in hosts])
+            if reuse_port:
+                config = http_config([_listen_shared(h, http_port) for h in hosts])
+            else:
+                config = http_config([_bind_string(h, http_port) for h in hosts])
             binds = await nursery.start(hypercorn_serve, TrackerApp(tracker), config)
             http_addrs = [_parse_bind(b) for b in binds]
         nursery.start_soon(_purge_forever, tracker, max(1.0, min(tracker.config.ttl / 4, 300.0)))
@@ -149,6 +193,7 @@ async def open_tracker_server(
     hosts: Sequence[str] = ("127.0.0.1",),
     http_port: int | None = 0,
     udp_port: int | None = 0,
+    reuse_port: bool = False,
 ) -> AsyncIterator[RunningTracker]:
     """A tracker serving for the duration of the block (the store is not closed here)."""
     logging.getLogger("hypercorn.error").setLevel(logging.WARNING)
@@ -160,6 +205,7 @@ async def open_tracker_server(
                 hosts=hosts,
                 http_port=http_port,
                 udp_port=udp_port,
+                reuse_port=reuse_port,
                 task_status=task_status,
             )
         )

@@ -40,6 +40,7 @@ from ._events import (
     TrackerReply,
 )
 from ._handle import TorrentHandle
+from ._ip_filter import IpFilter, IpFilterError, IpFilterIssue, IpFilterStatistics, load_ip_filter
 from ._lifecycle import QueueEntry, QueueLimits, assign_queue
 from ._magnet import MagnetError, as_magnet, resolve_magnet
 from ._metadata_fetch import (
@@ -48,13 +49,16 @@ from ._metadata_fetch import (
     MetadataServer,
     selection_priorities,
 )
+from ._net_policy import NetPolicy
 from ._params import ENCRYPTION_POLICIES, AddTorrent, SessionSettings
 from ._peer_list import PeerList, PeerListStatistics
+from ._proxy import ProxyConfig, ProxyError, open_proxied_stream
 from ._rate import format_bytes, format_rate, parse_rate
 from ._rate_limit import TokenBucket
 from ._session import Session, open_session
 from ._smart_ban import SmartBan
 from ._status import FileStatus, PeerStatus, SessionStatus, TorrentState, TorrentStatus
+from ._web_seed import HttpSeed, WebSeed, WebSeedError, WebSeedStatistics, web_seed_client
 
 __version__ = "0.1.0"
 
@@ -114,4 +118,18 @@ __all__ = [
     "MetadataFetchError",
     "MetadataServer",
     "selection_priorities",
+    "IpFilter",
+    "IpFilterError",
+    "IpFilterIssue",
+    "IpFilterStatistics",
+    "load_ip_filter",
+    "NetPolicy",
+    "ProxyConfig",
+    "ProxyError",
+    "open_proxied_stream",
+    "HttpSeed",
+    "WebSeed",
+    "WebSeedError",
+    "WebSeedStatistics",
+    "web_seed_client",
 ]

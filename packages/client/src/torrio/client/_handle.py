@@ -13,6 +13,7 @@ from torrio.metainfo import Torrent
 from ._errors import ClientError
 from ._peer_list import SOURCE_MANUAL
 from ._status import FileStatus, PeerStatus, TorrentStatus
+from ._web_seed import WebSeedStatistics
 
 if TYPE_CHECKING:
     from ._torrent import TorrentRuntime
@@ -58,6 +59,10 @@ class TorrentHandle:
     def file_status(self) -> list[FileStatus]:
         """Progress of each (non-pad) file."""
         return self._rt.file_status()
+
+    def web_seeds(self) -> list[WebSeedStatistics]:
+        """A snapshot of each web seed in use (empty while the torrent is not active)."""
+        return [ws.statistics() for ws in self._live().web_seeds]
 
     def have_pieces(self) -> list[int]:
         """Indices of verified pieces."""

@@ -72,6 +72,8 @@ class AddTorrent:
     seed_time_limit: float | None = None
     """Stop seeding after this many seconds of seeding."""
     storage: Callable[[str], Any] | None = None
+    web_seeds: tuple[str, ...] = attrs.field(default=(), converter=_strs)
+    """Extra BEP 19 web seed URLs, used besides the torrent's own ``url-list``."""
 
 
 @attrs.frozen
@@ -114,6 +116,13 @@ class SessionSettings:
     """Announce to trackers on loopback/private addresses at any path (off: only ``/announce``)."""
     reraise_errors: bool = False
     """Let an unexpected error in a torrent's task propagate (tests), instead of a TorrentError."""
+    ip_filter: Any = None
+    """Path of an eMule/PeerGuardian filter file, or a ``torrio.client.IpFilter``: blocked peers
+    are never dialed nor accepted (counted in ``SessionStatus.blocked_peers``)."""
+    proxy: Any = None
+    """``socks5://user:pass@host:port``, ``socks5h://``, ``socks4://`` or ``http://`` URL (or a
+    ``ProxyConfig``): outgoing peer connections (TCP only; uTP dialing is off with a proxy), HTTP
+    trackers and web seeds go through it. Incoming connections are still accepted directly."""
 
     @transport.validator
     def _check_transport(self, _attr: attrs.Attribute[str], value: str) -> None:

@@ -72,6 +72,22 @@ def add_transfer_options(p: argparse.ArgumentParser) -> None:
         default=30.0,
         help="seconds between fast-resume saves (also saved on exit; default 30)",
     )
+    p.add_argument(
+        "--ip-filter", metavar="FILE", default=None, help="eMule/PeerGuardian list of blocked IPs"
+    )
+    p.add_argument(
+        "--proxy",
+        metavar="URL",
+        default=None,
+        help="socks5://[user:pass@]host:port, socks5h://, socks4:// or http:// (peers: TCP only)",
+    )
+    p.add_argument(
+        "--web-seed",
+        metavar="URL",
+        action="append",
+        default=[],
+        help="extra BEP 19 web seed (besides the torrent's url-list); repeatable",
+    )
 
 
 def _file_priorities(specs: list[str], nfiles: int) -> tuple[int, ...] | None:
@@ -171,6 +187,7 @@ async def _run(args: argparse.Namespace, mode: str) -> int:
         file_priorities=prios,
         max_connections=args.max_connections,
         upload_slots=args.upload_slots,
+        web_seeds=args.web_seed,
     )
     keep_going = mode == "seed" or args.seed
     interrupted = False
@@ -189,6 +206,8 @@ async def _run(args: argparse.Namespace, mode: str) -> int:
         dht_bootstrap=_bootstrap(args.dht_bootstrap),
         dht_state=str(Path(resume_dir) / "dht.state") if not args.no_dht else None,
         stats_interval=0,
+        ip_filter=args.ip_filter,
+        proxy=args.proxy,
     ) as session:
         events = session.events()
         print(

@@ -32,6 +32,7 @@ from ._event_hub import EventHub, EventStream
 from ._handle import TorrentHandle
 from ._lifecycle import QueueEntry, QueueLimits, assign_queue
 from ._magnet import as_magnet, resolve_magnet
+from ._net_policy import NetPolicy, load_net_policy
 from ._params import AddTorrent, SessionSettings
 from ._piece_store import PieceStore, default_storage
 from ._rate_limit import TokenBucket
@@ -56,8 +57,11 @@ class Session:
         udp: SharedUdpSocket | None = None,
         utp: UtpSocket | None = None,
         dht: Any = None,
+        net: NetPolicy | None = None,
     ) -> None:
         self.settings = settings
+        self.net = net or NetPolicy()
+        """The IP filter and proxy (``settings.ip_filter`` / ``settings.proxy``)."""
         self._nursery = nursery
         self.trackers = trackers
         self.disk = disk
@@ -178,6 +182,7 @@ class Session:
             upload_rate=sum(rt.up.rate(now) for rt in rts),
             downloaded=sum(rt.down.total for rt in rts),
             uploaded=sum(rt.up.total for rt in rts),
+            blocked_peers=self.net.blocked_count,
         )
 
     # -- used by torrents --------------------------------------------------------------------
@@ -224,8 +229,12 @@ class Session:
 
     async def dial(self, addr: PeerAddr, rt: TorrentRuntime) -> HandshakeResult:
         """Connect to ``addr`` (TCP, or uTP when the transport says so) and handshake for ``rt``."""
+        if self.net.blocked(addr):
+            raise ClientError(f"{addr} is blocked by the IP filter")
         async with self._half_open:
-            use_utp = self.settings.transport == "utp" and self.utp is not None
+            use_utp = (
+                self.settings.transport == "utp" and self.utp is not None and self.net.proxy is None
+            )
 
             async def connect() -> trio.abc.Stream:
                 with trio.fail_after(self.settings.connect_timeout):
@@ -233,7 +242,7 @@ class Session:
                         assert self.utp is not None
                         utp_stream: trio.abc.Stream = await self.utp.connect(addr.as_tuple())
                         return utp_stream
-                    return await trio.open_tcp_stream(str(addr.ip), addr.port)
+                    return await self.net.open_stream(addr)
 
             stream = await connect()
             _tune(stream)
@@ -249,6 +258,9 @@ class Session:
                 host, port = stream.remote_address  # type: ignore[attr-defined]
             addr = PeerAddr.from_tuple((host, port))
         except (OSError, ValueError, AttributeError):
+            await trio.aclose_forcefully(stream)
+            return
+        if self.net.blocked(addr):
             await trio.aclose_forcefully(stream)
             return
         _tune(stream)
@@ -328,6 +340,14 @@ def _tune(stream: trio.abc.Stream) -> None:
 
 
 @contextlib.asynccontextmanager
+async def _proxied_tracker_http(net: NetPolicy, settings: SessionSettings) -> AsyncIterator[Any]:
+    from torrio.tracker import HttpTrackerClient
+
+    async with net.http_client(user_agent=settings.user_agent) as client:
+        yield HttpTrackerClient(allow_local=settings.tracker_allow_local, client=client)
+
+
+@contextlib.asynccontextmanager
 async def open_session(
     settings: SessionSettings | None = None, **overrides: Any
 ) -> AsyncIterator[Session]:
@@ -343,6 +363,7 @@ async def open_session(
         raise ClientError(f"unknown session setting: {exc}") from exc
     from torrio.tracker import open_tracker_client
 
+    net = await load_net_policy(settings.ip_filter, settings.proxy)
     listeners = await trio.open_tcp_listeners(settings.listen_port, host=settings.listen_host)
     port = listeners[0].socket.getsockname()[1]
     try:
@@ -357,6 +378,8 @@ async def open_session(
                 open_tracker_client(udp_endpoint=udp, allow_local=settings.tracker_allow_local)
             )
             udp.tracker = trackers.udp
+            if net.proxy is not None:
+                trackers.http = await stack.enter_async_context(_proxied_tracker_http(net, settings))
             disk = await stack.enter_async_context(
                 open_disk_manager(
                     write_cache_bytes=settings.write_cache_bytes,
@@ -384,7 +407,9 @@ async def open_session(
                 udp.dht = dht
             nursery = await stack.enter_async_context(trio.open_nursery())
             await nursery.start(udp.run)
-            session = Session(settings, nursery, trackers, disk, udp=udp, utp=utp, dht=dht)
+            session = Session(
+                settings, nursery, trackers, disk, udp=udp, utp=utp, dht=dht, net=net
+            )
             await session._start(listeners, port)
             try:
                 yield session

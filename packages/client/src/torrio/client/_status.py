@@ -106,3 +106,5 @@ class SessionStatus:
     upload_rate: float
     downloaded: int
     uploaded: int
+    blocked_peers: int = 0
+    """Connection attempts (in or out) refused by the IP filter."""

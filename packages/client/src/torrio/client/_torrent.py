@@ -34,6 +34,7 @@ from ._rate_limit import TokenBucket
 from ._rate_meter import RateMeter
 from ._smart_ban import SmartBan
 from ._status import FileStatus, PeerStatus, TorrentStatus
+from ._web_seed_driver import report_web_seeds, run_web_seeds
 
 if TYPE_CHECKING:
     from ._session import Session
@@ -69,6 +70,8 @@ class TorrentRuntime:
             raise ValueError(f"file_priorities needs {n_files} entries")
         self.piece_priority = self._piece_priorities()
         self.picker: Picker | None = None
+        self.web_seeds: list[Any] = []
+        """The ``WebSeed`` objects of the current active phase (their ``statistics()``)."""
         self.peers: dict[Peer, None] = {}
         self.peer_list = PeerList()
         self.choker = Choker(slots=params.upload_slots)
@@ -344,6 +347,7 @@ class TorrentRuntime:
         """A piece was hashed: mark have (or re-download it and find who lied)."""
         piece = event.index
         picker = self.picker
+        report_web_seeds(event.contributors, event.ok)
         if event.ok:
             self._piece_passed(piece)
             liars = self.smart_ban.piece_passed(piece)
@@ -588,6 +592,7 @@ class TorrentRuntime:
                     self._nursery = nursery
                     nursery.start_soon(self._ticker)
                     nursery.start_soon(self._connector)
+                    nursery.start_soon(run_web_seeds, self)
                     if self._tracker_tiers():
                         nursery.start_soon(self._tracker_loop)
                     if self.session.dht is not None and not self.torrent.private:

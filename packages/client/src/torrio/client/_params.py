@@ -74,6 +74,9 @@ class AddTorrent:
     storage: Callable[[str], Any] | None = None
     web_seeds: tuple[str, ...] = attrs.field(default=(), converter=_strs)
     """Extra BEP 19 web seed URLs, used besides the torrent's own ``url-list``."""
+    share_mode: bool = False
+    """libtorrent's share mode: fetch only pieces connected peers want and we can upload again
+    soon (within an upload/download ratio budget); the torrent does not try to complete."""
 
 
 @attrs.frozen
@@ -109,6 +112,10 @@ class SessionSettings:
     """File the DHT routing table is restored from and saved to."""
     dht_interval: float = 300.0
     """Seconds between DHT lookups/announces of an active public torrent."""
+    pex: bool = True
+    """Peer exchange (BEP 11 ut_pex) for public torrents (never for private ones, BEP 27)."""
+    pex_interval: float = 60.0
+    """Seconds between two ut_pex messages to one peer (BEP 11: at least 60; tests lower it)."""
     write_cache_bytes: int = 32 << 20
     read_cache_bytes: int = 32 << 20
     disk_threads: int = 4

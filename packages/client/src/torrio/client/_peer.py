@@ -20,6 +20,7 @@ from torrio.wire import (
     NEED_DATA,
     UPLOAD_ONLY,
     UT_METADATA,
+    UT_PEX,
     AllowedFast,
     BitfieldMessage,
     Cancel,
@@ -40,6 +41,7 @@ from torrio.wire import (
     Unchoke,
     UploadOnly,
     UtMetadataRequest,
+    UtPex,
     WireError,
     open_peer_connection,
 )
@@ -196,7 +198,7 @@ class Peer:
                 async with open_peer_connection(
                     self.stream,
                     num_pieces=t.num_pieces,
-                    registry=ExtensionRegistry(local=dict(LOCAL_EXTENSIONS)),
+                    registry=ExtensionRegistry(local=t.pex_driver.extensions(LOCAL_EXTENSIONS)),
                     send_queue_size=SEND_QUEUE,
                     close_timeout=1.0,
                 ) as conn:
@@ -238,12 +240,13 @@ class Peer:
         if self.extensions:
             msgs.append(
                 ExtendedHandshake(
-                    m=dict(LOCAL_EXTENSIONS),
+                    m=t.pex_driver.extensions(LOCAL_EXTENSIONS),
                     v="torrio 0.1",
                     reqq=MAX_PEER_REQUESTS,
                     upload_only=t.upload_only_now(),
                     yourip=self.addr.ip,
                     metadata_size=t.metadata_server.metadata_size,
+                    p=t.session.port or None,
                 )
             )
         have = t.have
@@ -344,9 +347,14 @@ class Peer:
                 self.reqq = max(1, min(ev.reqq, 2000))
             if ev.v:
                 self.client = ev.v[:64]
+            conn = self.conn
+            t.pex_driver.handshake(self, ev, conn is not None and conn.registry.supports(UT_PEX))
         elif cls is UploadOnly:
             assert isinstance(ev, UploadOnly)
             self.upload_only = ev.enabled
+        elif cls is UtPex:
+            assert isinstance(ev, UtPex)
+            t.pex_driver.received(self, ev)
         elif cls is UtMetadataRequest:
             assert isinstance(ev, UtMetadataRequest)
             await self.send(t.metadata_server.respond(ev, self))

@@ -188,6 +188,7 @@ async def _run(args: argparse.Namespace, mode: str) -> int:
         max_connections=args.max_connections,
         upload_slots=args.upload_slots,
         web_seeds=args.web_seed,
+        share_mode=getattr(args, "share_mode", False),
     )
     keep_going = mode == "seed" or args.seed
     interrupted = False
@@ -203,6 +204,7 @@ async def _run(args: argparse.Namespace, mode: str) -> int:
         resume_dir=resume_dir,
         resume_interval=args.resume_interval,
         dht=not args.no_dht,
+        pex=not args.no_pex,
         dht_bootstrap=_bootstrap(args.dht_bootstrap),
         dht_state=str(Path(resume_dir) / "dht.state") if not args.no_dht else None,
         stats_interval=0,

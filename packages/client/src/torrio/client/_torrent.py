@@ -29,9 +29,11 @@ from ._metadata_fetch import MetadataServer
 from ._params import AddTorrent
 from ._peer import Peer
 from ._peer_list import SOURCE_DHT, SOURCE_INCOMING, SOURCE_MANUAL, SOURCE_TRACKER, PeerList
+from ._pex_driver import PexDriver, keep_new_duplicate
 from ._piece_store import PieceStore
 from ._rate_limit import TokenBucket
 from ._rate_meter import RateMeter
+from ._share_mode_driver import ShareModeDriver
 from ._smart_ban import SmartBan
 from ._status import FileStatus, PeerStatus, TorrentStatus
 from ._web_seed_driver import report_web_seeds, run_web_seeds
@@ -72,8 +74,12 @@ class TorrentRuntime:
         self.picker: Picker | None = None
         self.web_seeds: list[Any] = []
         """The ``WebSeed`` objects of the current active phase (their ``statistics()``)."""
+        self.share_mode = ShareModeDriver(self)
+        """Share mode (``params.share_mode``): sets the picker's priorities on every tick."""
         self.peers: dict[Peer, None] = {}
         self.peer_list = PeerList()
+        self.pex_driver = PexDriver(self)
+        """Peer exchange (BEP 11; off for private torrents)."""
         self.choker = Choker(slots=params.upload_slots)
         self.smart_ban = SmartBan()
         self.metadata_server = MetadataServer(torrent.info_bytes)
@@ -587,6 +593,7 @@ class TorrentRuntime:
     async def _active_phase(self) -> None:
         with trio.CancelScope() as scope:
             self._active_scope = scope
+            self.share_mode.apply()
             try:
                 async with trio.open_nursery() as nursery:
                     self._nursery = nursery
@@ -719,7 +726,7 @@ class TorrentRuntime:
             self._nursery is None
             or self.peer_list.is_banned(addr, peer_id.value)
             or len(self.peers) >= self.params.max_connections
-            or any(p.peer_id == peer_id for p in self.peers)
+            or not keep_new_duplicate(self, peer_id, incoming)
         ):
             await trio.aclose_forcefully(stream)
             if not incoming:
@@ -755,6 +762,7 @@ class TorrentRuntime:
         del self.peers[peer]
         self.session.peer_count -= 1
         self.metadata_server.forget(peer)
+        self.pex_driver.closed(peer)
         if self.picker is not None:
             self.picker.remove_peer(peer)
         self.choker.remove(peer)
@@ -787,6 +795,8 @@ class TorrentRuntime:
                 last_resume = now
                 self.spawn(self.save_resume)
             self._check_seed_limits(now)
+            self.share_mode.apply()
+            self.pex_driver.tick(now)
             with trio.move_on_after(TICK):
                 await self._tick_wake.wait()
             self._tick_wake = trio.Event()

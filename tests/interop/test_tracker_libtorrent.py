@@ -21,6 +21,9 @@ SETTINGS = {
     "tracker_completion_timeout": 10,
     "tracker_receive_timeout": 5,
     "min_announce_interval": 1,
+    # Closing a session waits up to this long for its "stopped" announces (5 s by default, per
+    # session); nothing here asserts on them, and 2 x 5 s per test was most of this file's time.
+    "stop_tracker_timeout": 1,
 }
 
 

@@ -43,42 +43,53 @@ def opentracker(tmp_path: Path) -> Iterator[tuple[str, str]]:
     whitelist = root / "wl.txt"
     whitelist.write_text(IH.hex() + "\n")
     whitelist.chmod(0o644)
-    tcp, udp = _free_port(socket.SOCK_STREAM), _free_port(socket.SOCK_DGRAM)
-    proc = subprocess.Popen(
-        [
-            binary,
-            "-i",
-            "127.0.0.1",
-            "-p",
-            str(tcp),
-            "-P",
-            str(udp),
-            "-d",
-            str(root),
-            "-w",
-            "wl.txt",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", tcp), timeout=0.5).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail("opentracker did not start")
-                time.sleep(0.05)
-        yield f"http://127.0.0.1:{tcp}/announce", f"udp://127.0.0.1:{udp}/announce"
-    finally:
-        proc.terminate()
+    # The ports were free a moment ago; another process may take one before opentracker binds
+    # it, so a tracker that exits at startup is retried on fresh ports.
+    for _attempt in range(3):
+        tcp, udp = _free_port(socket.SOCK_STREAM), _free_port(socket.SOCK_DGRAM)
+        proc = subprocess.Popen(
+            [
+                binary,
+                "-i",
+                "127.0.0.1",
+                "-p",
+                str(tcp),
+                "-P",
+                str(udp),
+                "-d",
+                str(root),
+                "-w",
+                "wl.txt",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+            if _wait_listening(proc, tcp):
+                yield f"http://127.0.0.1:{tcp}/announce", f"udp://127.0.0.1:{udp}/announce"
+                return
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+    pytest.fail("opentracker did not start (exited at startup three times)")
+
+
+def _wait_listening(proc: subprocess.Popen[bytes], tcp: int) -> bool:
+    """True once opentracker accepts on ``tcp``; False if it exits first (e.g. a port taken)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", tcp), timeout=0.5).close()
+            return True
+        except OSError:
+            if proc.poll() is not None:
+                return False
+            time.sleep(0.05)
+    pytest.fail("opentracker did not accept connections within 30 s")
 
 
 @pytest.mark.parametrize("transport", ["http", "udp"])

@@ -81,13 +81,13 @@ def responses(draw: st.DrawFn) -> Response:
 
 
 @given(queries())
-@settings(max_examples=150)
+@settings(max_examples=150, deadline=None)
 def test_query_round_trip(q: Query) -> None:
     assert decode_message(encode_message(q)) == q
 
 
 @given(responses())
-@settings(max_examples=150)
+@settings(max_examples=150, deadline=None)
 def test_response_round_trip(r: Response) -> None:
     assert decode_message(encode_message(r)) == r
 
@@ -166,14 +166,14 @@ def test_node_lists_are_capped() -> None:
 
 
 @given(st.binary(max_size=300))
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 def test_random_bytes_raise_only_krpc_error(data: bytes) -> None:
     with contextlib.suppress(KrpcError):
         decode_message(data)
 
 
 @given(queries() | responses(), st.data())
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 def test_mutated_messages_raise_only_krpc_error(msg: Query | Response, data: st.DataObject) -> None:
     raw = bytearray(encode_message(msg))
     for _ in range(data.draw(st.integers(1, 4))):

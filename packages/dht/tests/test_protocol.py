@@ -245,7 +245,7 @@ def test_pure_cores_wired_together_find_announced_peers() -> None:
 
 
 @given(st.lists(st.binary(max_size=200), max_size=30))
-@settings(max_examples=60)
+@settings(max_examples=60, deadline=None)
 def test_random_datagrams_never_raise(packets: list[bytes]) -> None:
     node = DhtProtocol()
     for p in packets:
@@ -256,7 +256,7 @@ def test_random_datagrams_never_raise(packets: list[bytes]) -> None:
 
 
 @given(st.data())
-@settings(max_examples=100)
+@settings(max_examples=100, deadline=None)
 def test_mutated_valid_queries_never_raise(data: st.DataObject) -> None:
     node = DhtProtocol()
     ih = key_for("m")

@@ -141,7 +141,7 @@ ops = st.lists(
 
 
 @given(ops)
-@settings(max_examples=60)
+@settings(max_examples=60, deadline=None)
 def test_invariants_hold_under_any_sequence(seq: list[tuple[str, int, int]]) -> None:
     t = RoutingTable(OWN, k=4, max_per_subnet=2)
     now = 0.0

@@ -23,7 +23,7 @@ def _picker() -> Picker:
 ints = st.integers(-(2**40), 2**40) | st.integers(-3, 3 * BLOCK_SIZE + 3)
 
 
-@settings(max_examples=200)
+@settings(max_examples=200, deadline=None)
 @given(piece=ints, offset=ints, length=ints)
 def test_block_fields_fuzz(piece: int, offset: int, length: int) -> None:
     pk = _picker()
@@ -37,7 +37,7 @@ def test_block_fields_fuzz(piece: int, offset: int, length: int) -> None:
             call()
 
 
-@settings(max_examples=200)
+@settings(max_examples=200, deadline=None)
 @given(data=st.binary(max_size=4), piece=ints)
 def test_bitfield_and_have_fuzz(data: bytes, piece: int) -> None:
     pk = _picker()

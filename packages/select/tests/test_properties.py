@@ -28,7 +28,7 @@ events = st.lists(
 )
 
 
-@settings(max_examples=150)
+@settings(max_examples=150, deadline=None)
 @given(events)
 def test_super_seeding_reveals_only_after_spread(evs: list[tuple[str, int, object]]) -> None:
     rv = SuperSeedingRevelation(Bitfield.full(N), seed=0)
@@ -94,7 +94,7 @@ ops = st.lists(
 )
 
 
-@settings(max_examples=150)
+@settings(max_examples=150, deadline=None)
 @given(ops)
 def test_request_queue_bookkeeping(seq: list[tuple[str, int, int, float]]) -> None:
     q = RequestQueue(QueueSettings(snub_timeout=15.0, request_timeout=30.0))

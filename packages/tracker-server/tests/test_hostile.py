@@ -40,7 +40,7 @@ def _run(coro_fn: Any, *args: Any) -> Any:
     return trio.run(coro_fn, *args)
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     st.binary(max_size=200)
     | st.builds(lambda b: encode_request(ConnectRequest(5))[:12] + b, st.binary(max_size=120))
@@ -53,7 +53,7 @@ def test_random_datagrams_get_an_answer_or_silence(data: bytes) -> None:
         decode_response(reply, 4)  # whatever we send is a well-formed packet
 
 
-@settings(max_examples=200)
+@settings(max_examples=200, deadline=None)
 @given(st.data())
 def test_mutated_announces_with_a_valid_connection_id(data: st.DataObject) -> None:
     tracker = Tracker(MemoryStore())
@@ -89,7 +89,7 @@ async def _call_app(app: TrackerApp, path: str, query: bytes) -> tuple[int, byte
     return sent[0]["status"], b"".join(m.get("body", b"") for m in sent[1:])
 
 
-@settings(max_examples=200)
+@settings(max_examples=200, deadline=None)
 @given(st.sampled_from(["/announce", "/scrape"]), st.binary(max_size=300))
 def test_random_queries_get_a_bencoded_answer(path: str, query: bytes) -> None:
     app = TrackerApp(Tracker(MemoryStore()))

@@ -64,7 +64,7 @@ v6 = st.builds(
 )
 
 
-@settings(max_examples=150)
+@settings(max_examples=150, deadline=None)
 @given(
     requests,
     st.sampled_from(["http://t.example/announce", "http://t.example/a/announce?passkey=x%20y&z=1"]),
@@ -98,7 +98,7 @@ def test_binary_fields_are_escaped_byte_by_byte() -> None:
     assert "peer_id=-TO0001-" + "%FF" * 12 in url
 
 
-@settings(max_examples=150)
+@settings(max_examples=150, deadline=None)
 @given(
     interval=st.integers(0, 10**6),
     min_interval=st.none() | st.integers(0, 10**6),
@@ -207,7 +207,7 @@ def test_huge_interval_is_clamped_and_dict_peers_with_hostnames_skipped() -> Non
     assert resp.peer_ids == (b"x" * 20,)
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 @given(st.data())
 def test_mutated_announce_responses_raise_only_tracker_errors(data: st.DataObject) -> None:
     good = bytearray(
@@ -225,7 +225,7 @@ def test_mutated_announce_responses_raise_only_tracker_errors(data: st.DataObjec
         parse_announce_response(bytes(good[:cut]))
 
 
-@settings(max_examples=100)
+@settings(max_examples=100, deadline=None)
 @given(st.dictionaries(st.binary(min_size=20, max_size=20), st.tuples(u64, u64, u64), max_size=10))
 def test_scrape_round_trip(files: dict[bytes, tuple[int, int, int]]) -> None:
     resp = ScrapeResponse({h: ScrapeEntry(*c) for h, c in files.items()})
@@ -282,7 +282,7 @@ def test_hostile_announce_queries(query: bytes) -> None:
         parse_announce_query(query)
 
 
-@settings(max_examples=200)
+@settings(max_examples=200, deadline=None)
 @given(st.binary(max_size=200))
 def test_random_queries_raise_only_tracker_errors(query: bytes) -> None:
     for parse in (parse_announce_query, parse_scrape_query):

@@ -65,13 +65,13 @@ v6 = st.builds(
 entries = st.builds(ScrapeEntry, u32, u32, u32)
 
 
-@settings(max_examples=200)
+@settings(max_examples=200, deadline=None)
 @given(udp_requests)
 def test_request_round_trip(msg: ConnectRequest | UdpAnnounce | UdpScrape) -> None:
     assert decode_request(encode_request(msg)) == msg
 
 
-@settings(max_examples=200)
+@settings(max_examples=200, deadline=None)
 @given(
     st.builds(ConnectResponse, u32, u64)
     | st.builds(UdpScrapeReply, u32, st.lists(entries, max_size=10).map(tuple))
@@ -83,7 +83,7 @@ def test_response_round_trip(msg: ConnectResponse | UdpScrapeReply | UdpError) -
     assert response_transaction_id(data) == msg.transaction_id
 
 
-@settings(max_examples=100)
+@settings(max_examples=100, deadline=None)
 @given(u32, u32, u32, u32, st.lists(v4, max_size=10), st.lists(v6, max_size=10))
 def test_announce_reply_round_trip_per_family(
     tid: int, interval: int, leechers: int, seeders: int, p4: list[PeerAddr], p6: list[PeerAddr]
@@ -162,7 +162,7 @@ def test_hostile_responses(data: bytes) -> None:
         decode_response(data)
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 @given(udp_requests, st.data())
 def test_mutated_packets_raise_only_tracker_errors(
     msg: ConnectRequest | UdpAnnounce | UdpScrape, data: st.DataObject

@@ -141,7 +141,7 @@ def test_connection_cache_is_bounded() -> None:
     assert p.statistics().cached_connection_ids == 2
 
 
-@settings(max_examples=200)
+@settings(max_examples=200, deadline=None)
 @given(st.binary(max_size=64))
 def test_random_datagrams_never_raise(data: bytes) -> None:
     p = proto()

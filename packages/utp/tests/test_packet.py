@@ -42,7 +42,7 @@ packets = st.builds(
 
 
 @given(packets)
-@settings(max_examples=200)
+@settings(max_examples=200, deadline=None)
 def test_round_trip(pkt: Packet) -> None:
     data = pkt.encode()
     assert is_utp_datagram(data)
@@ -96,7 +96,7 @@ def test_malformed_packets_raise_packet_error(data: bytes, why: str) -> None:
 
 
 @given(st.binary(max_size=120))
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 def test_random_bytes_raise_only_packet_error(data: bytes) -> None:
     try:
         pkt = decode_packet(data)
@@ -107,7 +107,7 @@ def test_random_bytes_raise_only_packet_error(data: bytes) -> None:
 
 
 @given(packets, st.data())
-@settings(max_examples=200)
+@settings(max_examples=200, deadline=None)
 def test_mutated_packets_raise_only_packet_error(pkt: Packet, data: st.DataObject) -> None:
     raw = bytearray(pkt.encode())
     for _ in range(data.draw(st.integers(1, 4))):

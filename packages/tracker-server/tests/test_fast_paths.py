@@ -21,7 +21,9 @@ from torrio.tracker_server import (
     MemoryStore,
     PeerEntry,
     SwarmCounts,
+    Tracker,
     TrackerConfig,
+    handle_datagram,
     open_tracker_server,
 )
 from torrio.tracker_server._http_app import encode_compact_announce
@@ -167,3 +169,55 @@ async def test_two_servers_share_one_port_with_reuse_port() -> None:
             reply = await u.recv(64)
             assert struct.unpack_from("!II", reply) == (0, 7)
     assert a.tracker.statistics().announces + b.tracker.statistics().announces == 6
+
+
+_ANNOUNCE = struct.Struct("!QII20s20sQQQIIIiH")
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    announces=st.lists(
+        st.tuples(
+            st.integers(0, 3),  # peer
+            st.integers(0, 5),  # event (4, 5: unknown)
+            st.integers(0, 2),  # left
+            st.integers(0, 0xFFFF),  # port
+            st.integers(-1, 300),  # numwant
+            st.sampled_from([0, 0x0A000001]),  # ip field
+            st.booleans(),  # valid connection id
+        ),
+        min_size=1,
+        max_size=12,
+    )
+)
+def test_udp_plain_announce_fast_path_matches_the_codec_path(
+    announces: list[tuple[int, int, int, int, int, int, bool]],
+) -> None:
+    async def replies(suffix: bytes) -> list[bytes | None]:
+        tracker = Tracker(MemoryStore(seed=3), TrackerConfig(), clock=lambda: 5000.0)
+        ids = ConnectionIds(b"k" * 32)
+        addr = ("10.1.2.3", 6881)
+        out = []
+        for peer, event, left, port, numwant, ip, valid in announces:
+            conn = ids.issue(addr, 5000.0) ^ (0 if valid else 1)
+            data = _ANNOUNCE.pack(
+                conn,
+                1,
+                77,
+                b"\x05" * 20,
+                bytes([peer]) * 20,
+                0,
+                left,
+                0,
+                event,
+                ip,
+                9,
+                numwant,
+                port,
+            )
+            out.append(await handle_datagram(tracker, ids, memoryview(data + suffix), addr))
+        return out
+
+    fast = trio.run(replies, b"")
+    slow = trio.run(replies, b"\x00")  # a BEP 41 end-of-options byte: the general decoder
+    assert fast == slow

@@ -20,8 +20,10 @@ import trio
 
 from torrio.core import IPAddress, SocketAddress
 from torrio.tracker import (
+    AnnounceRequest,
     ConnectRequest,
     ConnectResponse,
+    Event,
     ScrapeEntry,
     TrackerError,
     UdpAnnounce,
@@ -38,6 +40,10 @@ from ._tracker import Tracker
 
 _Q = struct.Struct("!Q")
 _TID = struct.Struct("!I")
+# connection id, action, transaction id, info-hash, peer id, downloaded, left, uploaded, event,
+# IPv4, key, numwant, port: a plain 98-byte BEP 15 announce
+_ANNOUNCE = struct.Struct("!QII20s20sQQQIIIiH")
+_EVENTS = (Event.NONE, Event.COMPLETED, Event.STARTED, Event.STOPPED)
 
 
 class ConnectionIds:
@@ -91,6 +97,26 @@ async def handle_datagram(
     tracker: Tracker, ids: ConnectionIds, data: memoryview, addr: SocketAddress
 ) -> bytes | None:
     """The reply to one datagram (None: drop it silently)."""
+    if len(data) == 98:  # the common plain announce: unpacked here, no intermediate message
+        (conn, action, tid, ih, pid, down, left, up, event, ip, key, numwant, port) = (
+            _ANNOUNCE.unpack_from(data)
+        )
+        if action == 1 and event <= 3 and ip == 0:
+            now = tracker.clock()
+            if not ids.check(conn, addr, now):
+                return encode_response(UdpError(tid, "invalid connection id"))
+            req = AnnounceRequest(
+                info_hash=ih,
+                peer_id=pid,
+                port=port,
+                uploaded=up,
+                downloaded=down,
+                left=left,
+                event=_EVENTS[event],
+                numwant=numwant,
+                key=key,
+            )
+            return await _announce(tracker, tid, req, addr)
     try:
         msg = decode_request(data)
     except TrackerError as exc:
@@ -104,15 +130,7 @@ async def handle_datagram(
         return encode_response(UdpError(msg.transaction_id, "invalid connection id"))
     try:
         if isinstance(msg, UdpAnnounce):
-            source = _source_ip(addr[0])
-            outcome = await tracker.exchange(msg.request, source, family=source.version)
-            return encode_announce_reply(
-                msg.transaction_id,
-                tracker.config.interval,
-                outcome.counts.incomplete,
-                outcome.counts.complete,
-                b"".join([p.compact for p in outcome.peers]),
-            )
+            return await _announce(tracker, msg.transaction_id, msg.request, addr)
         assert isinstance(msg, UdpScrape)
         scraped = await tracker.scrape(msg.info_hashes)
         entries = tuple(scraped.files.get(h) for h in msg.info_hashes)
@@ -122,6 +140,21 @@ async def handle_datagram(
         )
     except TrackerError as exc:
         return encode_response(UdpError(msg.transaction_id, exc.message))
+
+
+async def _announce(tracker: Tracker, tid: int, req: AnnounceRequest, addr: SocketAddress) -> bytes:
+    source = _source_ip(addr[0])
+    try:
+        outcome = await tracker.exchange(req, source, family=source.version)
+    except TrackerError as exc:
+        return encode_response(UdpError(tid, exc.message))
+    return encode_announce_reply(
+        tid,
+        tracker.config.interval,
+        outcome.counts.incomplete,
+        outcome.counts.complete,
+        b"".join([p.compact for p in outcome.peers]),
+    )
 
 
 def _peer_address(raw: Any, mapped: bool) -> SocketAddress:

@@ -26,6 +26,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--seed", action="store_true", help="keep seeding after the download finishes")
     p.add_argument("--sequential", action="store_true", help="download pieces in order")
     p.add_argument(
+        "--share-mode",
+        action="store_true",
+        help="only fetch pieces connected peers want, to upload them again (never completes)",
+    )
+    p.add_argument(
         "--resume-dir",
         metavar="DIR",
         default=None,

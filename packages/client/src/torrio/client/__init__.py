@@ -56,6 +56,7 @@ from ._proxy import ProxyConfig, ProxyError, open_proxied_stream
 from ._rate import format_bytes, format_rate, parse_rate
 from ._rate_limit import TokenBucket
 from ._session import Session, open_session
+from ._share_mode import ShareMode, ShareModeStatistics, SwarmPeer
 from ._smart_ban import SmartBan
 from ._status import FileStatus, PeerStatus, SessionStatus, TorrentState, TorrentStatus
 from ._web_seed import HttpSeed, WebSeed, WebSeedError, WebSeedStatistics, web_seed_client
@@ -132,4 +133,7 @@ __all__ = [
     "WebSeedError",
     "WebSeedStatistics",
     "web_seed_client",
+    "ShareMode",
+    "ShareModeStatistics",
+    "SwarmPeer",
 ]

@@ -6,7 +6,11 @@ socket, every announce a new peer (unique peer id and port) in one of ``--hashes
 ``--duration`` seconds. A request unanswered after 1 s counts as lost. Afterwards the swarms are
 scraped: every answered announce must have stored its peer ("none lost" = 0 lost and every peer
 counted). HTTP: ``--connections`` concurrent connections, one announce each (``Connection: close``,
-which is how opentracker serves), for the same duration.
+which is how opentracker serves), for the same duration. HTTP-keep: the same connections kept
+open, each sending its next announce after the previous answer (opentracker closes every
+connection, so its row counts reconnects). Each protocol runs against the servers in turn
+(interleaved), and each row also gives the server process's CPU seconds per 10k announces
+(from /proc), steadier than announces/s on a shared machine.
 
     python benchmarks/bench_tracker.py [--duration 10] [--hashes 1000] [--window 64]
 

@@ -53,7 +53,7 @@ async def test_libtorrent_dials_us_and_downloads_from_us(
     ih = InfoHash(v1=hashlib.sha1(info).digest())
     num_pieces = -(-SIZE // PIECE_LEN)
 
-    hs = Handshaker(PeerId.generate(), policy=policy, timeout=15)
+    hs = Handshaker(PeerId.generate(), policy=policy, timeout=30)
     hs.add_torrent(InfoHash(v1=b"\x01" * 20))  # another torrent: the lookup must pick ours
     hs.add_torrent(ih)
     listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")

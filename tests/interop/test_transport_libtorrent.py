@@ -64,7 +64,7 @@ def _payload(tmp_path: Path) -> tuple[Path, bytes, Any]:
 
 
 def _handshaker(info_hash: InfoHash) -> Handshaker:
-    hs = Handshaker(PeerId.generate(), policy=EncryptionPolicy.PREFER, timeout=15)
+    hs = Handshaker(PeerId.generate(), policy=EncryptionPolicy.PREFER, timeout=30)
     hs.add_torrent(info_hash)
     return hs
 

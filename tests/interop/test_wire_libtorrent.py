@@ -94,7 +94,7 @@ async def forced_seed(tmp_path: Path) -> AsyncIterator[Seed]:
 
 
 async def _connect(seed: Seed, policy: EncryptionPolicy) -> tuple[Any, bool, Reserved, bool]:
-    hs = Handshaker(PeerId.generate(), policy=policy, timeout=15)
+    hs = Handshaker(PeerId.generate(), policy=policy, timeout=30)
     stream = await trio.open_tcp_stream("127.0.0.1", seed.ses.port)
     result = await hs.initiate(stream, seed.info_hash)
     assert result.handshake.info_hash == seed.info_hash.v1
@@ -105,7 +105,7 @@ async def _greeting(conn: PeerConnection, seed: Seed) -> tuple[ExtendedHandshake
     await conn.send(conn.registry.handshake(v="torrio-test", reqq=64))
     ext: ExtendedHandshake | None = None
     have: Bitfield | None = None
-    with trio.fail_after(15):
+    with trio.fail_after(60):
         while ext is None or have is None:
             ev = await conn.receive()
             if isinstance(ev, ExtendedHandshake):
@@ -119,7 +119,7 @@ async def _greeting(conn: PeerConnection, seed: Seed) -> tuple[ExtendedHandshake
 
 async def _download_and_check(conn: PeerConnection, seed: Seed) -> None:
     await conn.send(Interested())
-    with trio.fail_after(15):
+    with trio.fail_after(60):
         while not isinstance(await conn.receive(), Unchoke):
             pass
     for index in range(seed.num_pieces):
@@ -128,7 +128,7 @@ async def _download_and_check(conn: PeerConnection, seed: Seed) -> None:
             await conn.send(Request(index, begin, min(BLOCK_SIZE, size - begin)))
     blocks: dict[tuple[int, int], bytes] = {}
     want = sum(-(-seed.piece_size(i) // BLOCK_SIZE) for i in range(seed.num_pieces))
-    with trio.fail_after(30):
+    with trio.fail_after(60):
         while len(blocks) < want:
             ev = await conn.receive()
             if isinstance(ev, Piece):
@@ -184,7 +184,7 @@ async def test_ut_metadata_fetch_hashes_to_info_hash(seed: Seed) -> None:
         for piece in range(metadata_piece_count(ext.metadata_size)):
             await conn.send(UtMetadataRequest(piece))
         info: bytes | None = None
-        with trio.fail_after(15):
+        with trio.fail_after(60):
             while info is None:
                 ev = await conn.receive()
                 if isinstance(ev, UtMetadataData):

@@ -23,7 +23,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--path", metavar="DIR", required=True, help="save path holding the data")
     add_transfer_options(p)
     p.add_argument(
-        "--super-seed", action="store_true", help="BEP 16 super-seeding (not supported yet)"
+        "--super-seed", action="store_true", help="BEP 16 super-seeding (reveal pieces one by one)"
     )
     p.add_argument(
         "--trust",

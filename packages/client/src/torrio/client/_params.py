@@ -74,6 +74,8 @@ class AddTorrent:
     storage: Callable[[str], Any] | None = None
     web_seeds: tuple[str, ...] = attrs.field(default=(), converter=_strs)
     """Extra BEP 19 web seed URLs, used besides the torrent's own ``url-list``."""
+    super_seed: bool = False
+    """BEP 16 super-seeding while the torrent is a seed (``torrio seed --super-seed``)."""
     share_mode: bool = False
     """libtorrent's share mode: fetch only pieces connected peers want and we can upload again
     soon (within an upload/download ratio budget); the torrent does not try to complete."""

@@ -250,7 +250,10 @@ class Peer:
                 )
             )
         have = t.have
-        if self.fast and have.all():
+        reveal = t.super_seed.greeting(self)
+        if reveal is not None:
+            msgs.extend(reveal)
+        elif self.fast and have.all():
             msgs.append(HaveAll())
         elif self.fast and have.none():
             msgs.append(HaveNone())
@@ -423,6 +426,7 @@ class Peer:
             and ev.begin + ev.length <= t.piece_size(ev.index)
             and (not self.am_choking or ev.index in self.allowed_fast_out)
             and len(self.requests) < MAX_PEER_REQUESTS
+            and t.super_seed.may_upload(self, ev.index)
         )
         if not ok:
             if self.fast:

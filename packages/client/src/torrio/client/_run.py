@@ -161,8 +161,6 @@ async def after_magnet(handle: Any, args: argparse.Namespace, prio_specs: list[s
 
 def run_transfer(args: argparse.Namespace, *, mode: str) -> int:
     """Run ``download`` (mode ``"download"``) or ``seed`` (mode ``"seed"``) to completion."""
-    if getattr(args, "super_seed", False):
-        raise CommandError("--super-seed is not supported yet")
     return trio.run(_run, args, mode)
 
 
@@ -189,6 +187,7 @@ async def _run(args: argparse.Namespace, mode: str) -> int:
         upload_slots=args.upload_slots,
         web_seeds=args.web_seed,
         share_mode=getattr(args, "share_mode", False),
+        super_seed=getattr(args, "super_seed", False),
     )
     keep_going = mode == "seed" or args.seed
     interrupted = False

@@ -36,6 +36,7 @@ from ._rate_meter import RateMeter
 from ._share_mode_driver import ShareModeDriver
 from ._smart_ban import SmartBan
 from ._status import FileStatus, PeerStatus, TorrentStatus
+from ._super_seed import SuperSeedDriver
 from ._web_seed_driver import report_web_seeds, run_web_seeds
 
 if TYPE_CHECKING:
@@ -76,6 +77,8 @@ class TorrentRuntime:
         """The ``WebSeed`` objects of the current active phase (their ``statistics()``)."""
         self.share_mode = ShareModeDriver(self)
         """Share mode (``params.share_mode``): sets the picker's priorities on every tick."""
+        self.super_seed = SuperSeedDriver(self)
+        """BEP 16 super-seeding (``params.super_seed``) once the torrent is a seed."""
         self.peers: dict[Peer, None] = {}
         self.peer_list = PeerList()
         self.pex_driver = PexDriver(self)
@@ -270,12 +273,14 @@ class TorrentRuntime:
             peer.wanted += 1
             if not peer.am_interested:
                 peer.update_interest()
+        self.super_seed.peer_has(peer, piece)
         self._maybe_drop_seed(peer)
 
     def peer_bits_changed(self, peer: Peer) -> None:
         """A peer's whole bitfield is known or replaced."""
         self._recount(peer)
         peer.update_interest()
+        self.super_seed.peer_bitfield(peer)
         self._maybe_drop_seed(peer)
 
     def _maybe_drop_seed(self, peer: Peer) -> None:
@@ -763,6 +768,7 @@ class TorrentRuntime:
         self.session.peer_count -= 1
         self.metadata_server.forget(peer)
         self.pex_driver.closed(peer)
+        self.super_seed.peer_left(peer)
         if self.picker is not None:
             self.picker.remove_peer(peer)
         self.choker.remove(peer)

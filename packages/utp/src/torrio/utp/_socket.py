@@ -254,14 +254,18 @@ class UtpSocket:
             self.invalid_datagrams += 1
             return
         ptype = pkt.type
-        entry = self._conns.get((addr, pkt.connection_id))
+        if ptype == PacketType.SYN:
+            # A SYN with id X belongs to the connection we would receive on as X + 1 (a duplicate
+            # SYN) or is a new one; an accepted connection keyed X (opened by a SYN with id X - 1)
+            # is someone else.
+            entry = self._conns.get((addr, (pkt.connection_id + 1) & SEQ_MASK))
+            if entry is None:
+                self._incoming_syn(pkt, addr)
+                return
+        else:
+            entry = self._conns.get((addr, pkt.connection_id))
         if entry is None:
-            if ptype == PacketType.SYN:
-                entry = self._conns.get((addr, (pkt.connection_id + 1) & SEQ_MASK))
-                if entry is None:
-                    self._incoming_syn(pkt, addr)
-                    return
-            elif ptype == PacketType.RESET:
+            if ptype == PacketType.RESET:
                 entry = self._find_for_reset(addr, pkt.connection_id)
                 if entry is None:
                     return

@@ -61,3 +61,23 @@ async def test_super_seed_uploads_about_one_copy(tmp_path: Path) -> None:
 def test_super_seed_flag() -> None:
     args = build_parser().parse_args(["seed", "x.torrent", "--path", "p", "--super-seed"])
     assert args.super_seed is True
+
+
+async def test_regression_lone_downloader_not_stalled_by_have_suppression(tmp_path: Path) -> None:
+    # a lone downloader never sends us the HAVE of a piece we showed it (we "have" it), and
+    # nobody else can spread it: the seed must still show it the next piece
+    t = make_torrent(tmp_path / "seed", 200_000, piece_length=16384)
+    with trio.fail_after(30):
+        async with open_session(**LOOP) as seed, open_session(**LOOP) as leech:
+            sh = await seed.add_torrent(
+                AddTorrent(source=t, save_path=tmp_path / "seed", super_seed=True)
+            )
+            await sh.wait_finished()
+            lh = await leech.add_torrent(
+                AddTorrent(
+                    source=t, save_path=tmp_path / "dl", peers=[PeerAddr("127.0.0.1", seed.port)]
+                )
+            )
+            await lh.wait_finished()
+            assert sh._rt.super_seed.strategy is not None
+    assert tree_digest(tmp_path / "dl" / "payload") == tree_digest(tmp_path / "seed" / "payload")

@@ -5,7 +5,9 @@ While the torrent is a seed, each peer is greeted with HAVE NONE (or nothing) in
 bitfield and then shown one piece at a time with HAVE messages the strategy chooses; the next
 piece is shown only after the previous one was seen at another peer, and requests for pieces not
 shown to the requester are refused (``may_upload``). The strategy is created the first time a
-peer connects to the finished torrent; before that (still downloading) nothing changes.
+peer connects to the finished torrent; before that (still downloading) nothing changes. A lone
+downloader (every other connected peer is a seed) is shown its next piece once it is no longer
+interested (it has the shown one), since nobody else could spread it (:meth:`tick`).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Hashable, Sequence
 from typing import TYPE_CHECKING
 
+from torrio.core import Bitfield
 from torrio.select import SendBitfield, SendHave, SendHaveAll, SendHaveNone, SuperSeedingRevelation
 from torrio.wire import BitfieldMessage, Have, HaveAll, HaveNone
 
@@ -57,6 +60,25 @@ class SuperSeedDriver:
         """``peer`` announced ``piece`` (maybe another peer's shown piece spread)."""
         if self.strategy is not None:
             self._send(self.strategy.peer_has(peer, piece))
+
+    def tick(self) -> None:
+        """A lone downloader (every other connected peer is a seed) that is no longer interested
+        has what it was shown (it never sends us that HAVE: have suppression), and nobody else
+        can spread it: count the shown pieces as its own so it is shown the next one."""
+        strategy = self.strategy
+        if strategy is None:
+            return
+        downloaders = [p for p in self._rt.peers if not p.is_seed and not p.upload_only]
+        if len(downloaders) != 1 or downloaders[0].peer_interested:
+            return
+        peer = downloaders[0]
+        n = self._rt.num_pieces
+        shown = Bitfield(n)
+        for i in range(n):
+            if strategy.may_upload(peer, i):
+                shown.set(i)
+        if not shown.none():
+            self._send(strategy.peer_bitfield(peer, shown))
 
     def peer_bitfield(self, peer: Peer) -> None:
         """``peer``'s whole bitfield is known."""

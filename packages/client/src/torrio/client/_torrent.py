@@ -802,6 +802,7 @@ class TorrentRuntime:
                 self.spawn(self.save_resume)
             self._check_seed_limits(now)
             self.share_mode.apply()
+            self.super_seed.tick()
             self.pex_driver.tick(now)
             with trio.move_on_after(TICK):
                 await self._tick_wake.wait()

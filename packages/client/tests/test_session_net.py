@@ -13,7 +13,14 @@ import pytest
 import trio
 
 from torrio.bencode import encode
-from torrio.client import AddTorrent, ClientError, IpFilter, TrackerReply, open_session
+from torrio.client import (
+    AddTorrent,
+    ClientError,
+    IpFilter,
+    TrackerError,
+    TrackerReply,
+    open_session,
+)
 from torrio.client._cli import build_parser
 from torrio.core import PeerAddr
 
@@ -137,6 +144,24 @@ async def test_tracker_announce_through_http_proxy(tmp_path: Path) -> None:
                         break
             nursery.cancel_scope.cancel()
     assert requests and requests[0].startswith(f"GET http://127.0.0.1:{dead_port}/announce?")
+
+
+async def test_proxied_tracker_keeps_the_ssrf_rule(tmp_path: Path) -> None:
+    t = make_torrent(tmp_path / "seed", 20_000, trackers=("http://127.0.0.1:9/admin/reset",))
+    requests: list[str] = []
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            port = await serve(nursery, partial(fake_http_proxy, requests))
+            async with open_session(
+                **LOOP, proxy=f"http://127.0.0.1:{port}", tracker_allow_local=False
+            ) as ses:
+                events = ses.events()
+                await ses.add_torrent(AddTorrent(source=t, save_path=tmp_path / "dl"))
+                async for e in events:
+                    if isinstance(e, TrackerError):
+                        break
+            nursery.cancel_scope.cancel()
+    assert requests == []  # refused (local address, not /announce) before reaching the proxy
 
 
 async def test_bad_proxy_and_missing_filter_are_client_errors(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from typing import TYPE_CHECKING, Any
 
@@ -50,18 +51,35 @@ class NetPolicy:
         return await trio.open_tcp_stream(str(addr.ip), addr.port)
 
     def http_client(
-        self, *, timeout: float = 30.0, user_agent: str = "torrio/0.1"
+        self, *, timeout: float = 30.0, user_agent: str = "torrio/0.1", allow_local: bool = True
     ) -> httpx.AsyncClient:
-        """An httpx client for HTTP trackers that goes through the proxy (ProxyError for SOCKS4)."""
+        """An httpx client for HTTP trackers that goes through the proxy (ProxyError for SOCKS4).
+
+        Without ``allow_local`` a request to a literal loopback/private address is refused
+        (torrio-tracker's SSRF rule); host names are resolved by the proxy, so not checked here.
+        """
         import httpx
 
         assert self.proxy is not None
+
+        async def guard(request: httpx.Request) -> None:
+            if allow_local:
+                return
+            from torrio.tracker import check_ssrf
+
+            try:
+                addr = ipaddress.ip_address(request.url.host)
+            except ValueError:
+                return
+            check_ssrf(str(request.url), [addr], allow_local=False)
+
         return httpx.AsyncClient(
             follow_redirects=True,
             max_redirects=5,
             timeout=timeout,
             proxy=self.proxy.httpx_proxy(),
             headers={"User-Agent": user_agent},
+            event_hooks={"request": [guard]},
         )
 
 

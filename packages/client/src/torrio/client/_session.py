@@ -343,7 +343,9 @@ def _tune(stream: trio.abc.Stream) -> None:
 async def _proxied_tracker_http(net: NetPolicy, settings: SessionSettings) -> AsyncIterator[Any]:
     from torrio.tracker import HttpTrackerClient
 
-    async with net.http_client(user_agent=settings.user_agent) as client:
+    async with net.http_client(
+        user_agent=settings.user_agent, allow_local=settings.tracker_allow_local
+    ) as client:
         yield HttpTrackerClient(allow_local=settings.tracker_allow_local, client=client)
 
 

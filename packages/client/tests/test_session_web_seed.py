@@ -107,3 +107,30 @@ def test_cli_download_from_url_list(tmp_path: Path, http: Server) -> None:
     doc = json.loads(out.stdout)
     assert doc["finished"] and doc["done"] == t.total_length
     assert tree_digest(tmp_path / "dl" / "payload") == tree_digest(path)
+
+
+async def test_bep17_http_seed_only_download(tmp_path: Path) -> None:
+    import attrs
+
+    from .test_web_seed import SeedScript, payload
+
+    base = make_torrent(tmp_path / "seed", FILES, piece_length=16384)
+    space = payload(tmp_path / "seed", base)
+    handler = type("S", (SeedScript,), {"torrent": base, "space": space, "mode": ["ok"]})
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    th = threading.Thread(target=srv.serve_forever, args=(0.05,), daemon=True)
+    th.start()
+    try:
+        url = f"http://127.0.0.1:{srv.server_address[1]}/seed.php"
+        t = attrs.evolve(base, http_seeds=(url,))
+        with trio.fail_after(30):
+            async with open_session(**LOOP) as ses:
+                h = await ses.add_torrent(AddTorrent(source=t, save_path=tmp_path / "dl"))
+                await h.wait_finished()
+                (hs,) = h.web_seeds()
+                assert hs.url == url and hs.pieces_ok == t.num_pieces and hs.pieces_bad == 0
+    finally:
+        srv.shutdown()
+        srv.server_close()
+        th.join()
+    assert tree_digest(tmp_path / "dl" / "payload") == tree_digest(tmp_path / "seed" / "payload")

@@ -118,6 +118,13 @@ class SessionSettings:
     """Peer exchange (BEP 11 ut_pex) for public torrents (never for private ones, BEP 27)."""
     pex_interval: float = 60.0
     """Seconds between two ut_pex messages to one peer (BEP 11: at least 60; tests lower it)."""
+    lsd: bool = False
+    """Local service discovery (BEP 14) for public torrents (``torrio download`` turns it on
+    unless ``--no-lsd``; off here so library users and tests opt in)."""
+    lsd_group: tuple[str, int] = ("239.192.152.143", 6771)
+    """IPv4 multicast group and port (tests use another port). Loopback sessions multicast on lo."""
+    lsd_min_gap: float = 60.0
+    """Seconds between two LSD datagrams (BEP 14: at most one a minute; tests lower it)."""
     write_cache_bytes: int = 32 << 20
     read_cache_bytes: int = 32 << 20
     disk_threads: int = 4

@@ -204,6 +204,7 @@ async def _run(args: argparse.Namespace, mode: str) -> int:
         resume_interval=args.resume_interval,
         dht=not args.no_dht,
         pex=not args.no_pex,
+        lsd=not args.no_lsd,
         dht_bootstrap=_bootstrap(args.dht_bootstrap),
         dht_state=str(Path(resume_dir) / "dht.state") if not args.no_dht else None,
         stats_interval=0,

@@ -31,6 +31,7 @@ from ._errors import ClientError
 from ._event_hub import EventHub, EventStream
 from ._handle import TorrentHandle
 from ._lifecycle import QueueEntry, QueueLimits, assign_queue
+from ._lsd_driver import run_lsd
 from ._magnet import as_magnet, resolve_magnet
 from ._net_policy import NetPolicy, load_net_policy
 from ._params import AddTorrent, SessionSettings
@@ -86,6 +87,8 @@ class Session:
         self._half_open = trio.Semaphore(settings.max_half_open)
         self._listeners: list[trio.SocketListener] = []
         self._closing = False
+        self.lsd: Any = None
+        """The running ``LsdService`` when ``settings.lsd`` is on (and multicast works), else None."""
 
     # -- public API -----------------------------------------------------------------------
 
@@ -308,6 +311,8 @@ class Session:
         if self.utp is not None:
             self._nursery.start_soon(self.utp.serve, self._handle_incoming)
         self._nursery.start_soon(self._stats_loop)
+        if self.settings.lsd:
+            await self._nursery.start(run_lsd, self)
 
     async def _stats_loop(self) -> None:
         interval = self.settings.stats_interval

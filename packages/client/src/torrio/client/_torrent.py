@@ -25,6 +25,7 @@ from torrio.wire import UPLOAD_ONLY, Cancel, Have, UploadOnly, allowed_fast_set
 from . import _events as ev
 from ._choker import ChokeCandidate, Choker
 from ._lifecycle import Lifecycle
+from ._lsd_driver import announce_torrent
 from ._metadata_fetch import MetadataServer
 from ._params import AddTorrent
 from ._peer import Peer
@@ -609,6 +610,7 @@ class TorrentRuntime:
                         nursery.start_soon(self._tracker_loop)
                     if self.session.dht is not None and not self.torrent.private:
                         nursery.start_soon(self._dht_loop)
+                    nursery.start_soon(announce_torrent, self)
             finally:
                 self._nursery = None
                 self._active_scope = None

@@ -17,6 +17,7 @@ import trio
 from torrio.core import Bitfield, PeerAddr, PeerId
 from torrio.select import BlockRequest, SelectError
 from torrio.wire import (
+    LT_DONTHAVE,
     NEED_DATA,
     UPLOAD_ONLY,
     UT_METADATA,
@@ -31,6 +32,7 @@ from torrio.wire import (
     HaveAll,
     HaveNone,
     Interested,
+    LtDontHave,
     NotInterested,
     PeerConnection,
     PeerConnectionClosed,
@@ -46,6 +48,7 @@ from torrio.wire import (
     open_peer_connection,
 )
 
+from ._donthave import peer_lost
 from ._rate_limit import consume_all
 from ._rate_meter import RateMeter
 from ._status import PeerStatus
@@ -59,7 +62,7 @@ MAX_BLOCK = 16384
 SEND_QUEUE = 1024
 UPLOAD_BATCH = 16
 """Blocks read and queued together before the writer runs (one write of up to 256 KiB)."""
-LOCAL_EXTENSIONS = {UPLOAD_ONLY: 3, UT_METADATA: 2}
+LOCAL_EXTENSIONS = {UPLOAD_ONLY: 3, UT_METADATA: 2, LT_DONTHAVE: 7}
 
 
 class PeerClosed(Exception):
@@ -355,6 +358,9 @@ class Peer:
         elif cls is UploadOnly:
             assert isinstance(ev, UploadOnly)
             self.upload_only = ev.enabled
+        elif cls is LtDontHave:
+            assert isinstance(ev, LtDontHave)
+            peer_lost(self, ev)
         elif cls is UtPex:
             assert isinstance(ev, UtPex)
             t.pex_driver.received(self, ev)

@@ -24,6 +24,7 @@ from torrio.wire import UPLOAD_ONLY, Cancel, Have, UploadOnly, allowed_fast_set
 
 from . import _events as ev
 from ._choker import ChokeCandidate, Choker
+from ._donthave import announce_lost
 from ._lifecycle import Lifecycle
 from ._lsd_driver import announce_torrent
 from ._metadata_fetch import MetadataServer
@@ -347,6 +348,8 @@ class TorrentRuntime:
             self._stop_active()
 
     def _piece_lost(self, piece: int) -> None:
+        if self.have[piece]:
+            announce_lost(self, piece)  # BEP 54
         if self.have.clear(piece) and self.piece_priority[piece]:
             self._done_bytes -= self.piece_size(piece)
             self.missing_wanted.set(piece)

@@ -1,0 +1,69 @@
+"""BEP 54 lt_donthave and BEP 21 upload-only through the session on loopback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from torrio.client import AddTorrent, PeerDisconnected, open_session
+from torrio.core import PeerAddr
+
+from ._helpers import make_torrent
+
+LOOP: dict[str, Any] = {"listen_host": "127.0.0.1", "listen_port": 0, "reraise_errors": True}
+
+
+async def _wait(cond: Any, seconds: float = 10) -> None:
+    with trio.fail_after(seconds):
+        while not cond():  # noqa: ASYNC110 (state changes in other tasks of this run)
+            await trio.sleep(0.05)
+
+
+async def test_lost_piece_is_announced_and_honoured(tmp_path: Path) -> None:
+    t = make_torrent(tmp_path / "seed", 400_000, piece_length=16384)
+    async with open_session(**LOOP) as seed, open_session(**LOOP) as leech:
+        sh = await seed.add_torrent(AddTorrent(t, save_path=tmp_path / "seed"))
+        await sh.wait_finished()
+        lh = await leech.add_torrent(
+            AddTorrent(
+                t,
+                save_path=tmp_path / "dl",
+                peers=[PeerAddr("127.0.0.1", seed.port)],
+                max_download_rate=30_000,
+            )
+        )
+        lrt = lh._rt
+        await _wait(lambda: any(p.bits.all() for p in lrt.peers))
+        # the seed loses piece 5 (what a storage failure does)
+        sh._rt._piece_lost(5)
+        await _wait(
+            lambda: any(not p.bits[5] and p.bits.count() == t.num_pieces - 1 for p in lrt.peers)
+        )
+        assert sh.status().pieces == t.num_pieces - 1
+        assert [p.progress < 1.0 for p in lh.peers()] == [True]
+
+
+async def test_upload_only_both_ways(tmp_path: Path) -> None:
+    """A finished torrent says upload_only; a peer's upload_only keeps us from serving it as a
+    downloader (two upload-only sides drop the useless connection)."""
+    t = make_torrent(tmp_path / "seed", 100_000, piece_length=16384)
+    async with open_session(**LOOP) as a, open_session(**LOOP) as b:
+        ah = await a.add_torrent(AddTorrent(t, save_path=tmp_path / "seed"))
+        await ah.wait_finished()
+        events = a.events()
+        bh = await b.add_torrent(
+            AddTorrent(
+                t, save_path=tmp_path / "b", upload_only=True, peers=[PeerAddr("127.0.0.1", a.port)]
+            )
+        )
+        reason = None
+        with trio.fail_after(10):
+            async for ev in events:
+                if isinstance(ev, PeerDisconnected):
+                    reason = ev.reason
+                    break
+        # the seed learnt from the extended handshake that the other side only uploads
+        assert reason == "both are seeds"
+        assert bh.status().done == 0  # nothing was downloaded by the upload-only side

@@ -126,3 +126,14 @@ def test_regression_liar_in_pad_block_does_not_fail_the_piece() -> None:
         [("flush",), ("flush",), ("write", 32, 1, False), ("flush",), ("write", 62, 0, True)],
         2,
     )
+
+
+def test_regression_liar_pad_bytes_completing_a_piece_in_cache_are_discarded() -> None:
+    # The same liar, but its pad-only block arrives last and completes the piece in the cache:
+    # the verdict must not depend on order (pad bytes are zeros by definition).
+    trio.run(
+        _run,
+        "hybrid",
+        [("flush",), ("flush",), ("flush",), ("write", 47, 0, True), ("write", 57, 1, False)],
+        2,
+    )

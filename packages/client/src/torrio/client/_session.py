@@ -386,7 +386,9 @@ async def open_session(
             )
             udp.tracker = trackers.udp
             if net.proxy is not None:
-                trackers.http = await stack.enter_async_context(_proxied_tracker_http(net, settings))
+                trackers.http = await stack.enter_async_context(
+                    _proxied_tracker_http(net, settings)
+                )
             disk = await stack.enter_async_context(
                 open_disk_manager(
                     write_cache_bytes=settings.write_cache_bytes,
@@ -414,9 +416,7 @@ async def open_session(
                 udp.dht = dht
             nursery = await stack.enter_async_context(trio.open_nursery())
             await nursery.start(udp.run)
-            session = Session(
-                settings, nursery, trackers, disk, udp=udp, utp=utp, dht=dht, net=net
-            )
+            session = Session(settings, nursery, trackers, disk, udp=udp, utp=utp, dht=dht, net=net)
             await session._start(listeners, port)
             try:
                 yield session

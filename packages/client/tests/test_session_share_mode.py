@@ -45,9 +45,17 @@ async def test_share_mode_fetches_wanted_pieces_and_uploads_them(tmp_path: Path)
             # with only a seed around nobody wants anything: nothing is chosen
             mh._rt.share_mode.apply()
             assert policy.statistics().chosen == 0
-            both = [PeerAddr("127.0.0.1", s.port), PeerAddr("127.0.0.1", m.port)]
-            h1 = await d1.add_torrent(AddTorrent(source=t, save_path=tmp_path / "d1", peers=both))
-            h2 = await d2.add_torrent(AddTorrent(source=t, save_path=tmp_path / "d2", peers=both))
+            # The downloaders first know only the share-mode peer: it sees two peers wanting
+            # everything, fetches chosen pieces from the seed and passes them on. (Knowing the seed
+            # too, rarest-first steers them away from its pieces and uploads became a race.)
+            only_m = [PeerAddr("127.0.0.1", m.port)]
+            h1 = await d1.add_torrent(AddTorrent(source=t, save_path=tmp_path / "d1", peers=only_m))
+            h2 = await d2.add_torrent(AddTorrent(source=t, save_path=tmp_path / "d2", peers=only_m))
+            # no event fires per uploaded byte: poll the status (bounded by the fail_after above)
+            while mh.status().uploaded == 0:  # noqa: ASYNC110
+                await trio.sleep(0.05)
+            for h in (h1, h2):
+                h.connect_peer(PeerAddr("127.0.0.1", s.port))
             await h1.wait_finished()
             await h2.wait_finished()
             st = mh.status()

@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 from ._errors import BencodeError
-from ._fast import Invalid, fast_decode
+from ._fast import Invalid, fast_decode, fast_value
 
 Value = int | bytes | list[Any] | dict[bytes, Any]
 
@@ -147,8 +147,9 @@ def decode(
     buf = data if type(data) is bytes else _as_bytes(data)
     value: Value
     try:
-        value, end = fast_decode(buf, 0, strict, max_depth)
-        if end == len(buf):
+        n = len(buf)
+        value, end = fast_value(buf, 0, n, 0, strict, max_depth)
+        if end == n:
             return value
     except (IndexError, ValueError, RecursionError, Invalid):
         pass

@@ -102,6 +102,15 @@ async def _run_mse(
         machine.receive_data(data)
 
 
+# What ends a handshake attempt (all reported as HandshakeError by Handshaker._fail).
+_FAILURES = (
+    trio.TooSlowError,
+    HandshakeError,
+    trio.BrokenResourceError,
+    trio.ClosedResourceError,
+    OSError,
+)
+
 # HandshakeError reasons after which PREFER retries in plaintext (a plaintext-only peer either
 # closes on our MSE bytes or answers with something that holds no verification constant).
 _FALLBACK_REASONS = frozenset({"closed", "vc-not-found"})
@@ -229,17 +238,8 @@ class Handshaker:
                     result = await self._initiate(
                         stream, info_hash, ours, EncryptionPolicy.DISABLE, peer
                     )
-        except trio.TooSlowError:
-            self._failed += 1
-            await trio.aclose_forcefully(stream)
-            raise HandshakeError("handshake timed out", "timeout", peer) from None
-        except (HandshakeError, trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
-            self._failed += 1
-            await trio.aclose_forcefully(stream)
-            if isinstance(exc, HandshakeError):
-                exc.peer = exc.peer or peer
-                raise
-            raise HandshakeError(f"transport failed: {exc}", "closed", peer) from exc
+        except _FAILURES as exc:
+            await self._fail(stream, exc, peer)
         self._out_ok += 1
         self._encrypted += result.encrypted
         return result
@@ -337,6 +337,19 @@ class Handshaker:
             one, list(listeners), handler_nursery=handler_nursery, task_status=task_status
         )
 
+    async def _fail(
+        self, stream: trio.abc.Stream, exc: BaseException, peer: PeerAddr | None
+    ) -> NoReturn:
+        """Count a failed handshake, close its stream, raise it as a :class:`HandshakeError`."""
+        self._failed += 1
+        await trio.aclose_forcefully(stream)
+        if isinstance(exc, HandshakeError):
+            exc.peer = exc.peer or peer
+            raise exc
+        if isinstance(exc, trio.TooSlowError):
+            raise HandshakeError("handshake timed out", "timeout", peer) from None
+        raise HandshakeError(f"transport failed: {exc}", "closed", peer) from exc
+
     async def accept(
         self, stream: trio.abc.Stream, *, peer: PeerAddr | None = None
     ) -> HandshakeResult:
@@ -346,17 +359,8 @@ class Handshaker:
                 raise HandshakeError("address refused by filter", "filtered", peer)
             with trio.fail_after(self.timeout):
                 result = await self._accept(stream, peer)
-        except trio.TooSlowError:
-            self._failed += 1
-            await trio.aclose_forcefully(stream)
-            raise HandshakeError("handshake timed out", "timeout", peer) from None
-        except (HandshakeError, trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
-            self._failed += 1
-            await trio.aclose_forcefully(stream)
-            if isinstance(exc, HandshakeError):
-                exc.peer = exc.peer or peer
-                raise
-            raise HandshakeError(f"transport failed: {exc}", "closed", peer) from exc
+        except _FAILURES as exc:
+            await self._fail(stream, exc, peer)
         self._in_ok += 1
         self._encrypted += result.encrypted
         return result

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from torrio.testing.tracker_store import STORE_CHECKS, check_store
 from torrio.tracker_server import MemoryStore, RedisStore, SqliteStore, Store
-from torrio.tracker_server.testing import STORE_CHECKS, check_store
 
 
 @contextlib.asynccontextmanager

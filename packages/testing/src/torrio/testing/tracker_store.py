@@ -1,13 +1,19 @@
-"""The store conformance suite: every :class:`Store` backend (ours or yours) must pass it.
+"""Conformance suite for torrio-tracker-server stores: every ``Store`` backend (ours or yours)
+must pass it.
 
 Each check is ``async def check_x(store) -> None`` taking an *empty* store and raising
 ``AssertionError`` on a violation. Run them all with :func:`check_store`, or parametrize a test
 over :data:`STORE_CHECKS` (as torrio-tracker-server's own tests do for memory, SQLite and Redis)::
 
+    from torrio.testing.tracker_store import STORE_CHECKS
+
     @pytest.mark.parametrize("check", STORE_CHECKS, ids=lambda c: c.__name__)
     async def test_my_store(check):
         async with open_my_store() as store:
             await check(store)
+
+This module needs torrio-tracker-server (and torrio-tracker) installed; nothing else in
+torrio.testing imports it.
 """
 
 from __future__ import annotations
@@ -18,8 +24,7 @@ import trio
 
 from torrio.core import PeerAddr
 from torrio.tracker import Event
-
-from ._store import AnnounceOutcome, PeerEntry, Store, SwarmCounts
+from torrio.tracker_server import AnnounceOutcome, PeerEntry, Store, SwarmCounts
 
 __all__ = [
     "STORE_CHECKS",

@@ -123,3 +123,93 @@ def verify_block(leaf_hash: bytes, index: int, proof: Sequence[bytes], root: byt
         h = _sha256(uncle + h).digest() if index & 1 else _sha256(h + uncle).digest()
         index >>= 1
     return h == root
+
+
+# -- BEP 52 hash requests ----------------------------------------------------------------------
+#
+# A hash request names a layer of a file's tree by ``base`` (layers above the 16 KiB leaves), a
+# power-of-two run of ``length`` hashes starting at ``index`` (a multiple of ``length``) and
+# ``proof_layers``. The answer is the run, then one uncle per layer from the sibling of the run's
+# subtree root upward: the first ``log2(length) - 1`` proof layers need no uncle because the run
+# itself covers them, so there are ``max(0, proof_layers - log2(length) + 1)`` uncles.
+
+MAX_HASH_REQUEST_LENGTH = 8192
+"""Most hashes one request may ask for (libtorrent's cap; BEP 52 says requesters use <= 512)."""
+
+
+def merkle_levels(leaves: Sequence[bytes], pad: bytes = ZERO_HASH) -> list[list[bytes]]:
+    """Every level of the tree over ``leaves``, padded with ``pad`` to a power-of-two width.
+
+    ``levels[0]`` is the padded leaf row and ``levels[-1]`` is ``[root]``; ``levels[h]`` has
+    ``width >> h`` hashes. Pass a file's piece layer and :func:`piece_layer_pad` to get the tree
+    above its piece layer (its root is the file's ``pieces root``). Costs one SHA-256 per node.
+    """
+    width = _next_pow2(len(leaves))
+    level = list(leaves) + [pad] * (width - len(leaves))
+    levels = [level]
+    while len(level) > 1:
+        level = [_sha256(level[i] + level[i + 1]).digest() for i in range(0, len(level), 2)]
+        levels.append(level)
+    return levels
+
+
+def merkle_uncle_count(length: int, proof_layers: int) -> int:
+    """How many uncle hashes answer a request for ``length`` hashes with ``proof_layers``."""
+    return max(0, proof_layers - (length.bit_length() - 1) + 1)
+
+
+def check_hash_request(height: int, level: int, index: int, length: int, proof_layers: int) -> None:
+    """Raise ValueError unless the request fits a tree ``height`` levels tall above its leaves.
+
+    ``level`` counts from the tree's leaf row (0) and must be below the root; ``length`` is a
+    power of two up to :data:`MAX_HASH_REQUEST_LENGTH`, ``index`` a multiple of it, the run lies
+    inside the padded level (``2**(height - level)`` wide) and ``proof_layers`` stays below the
+    root (``proof_layers < height - level``).
+    """
+    if height < 0 or not 0 <= level < height:
+        raise ValueError(f"level {level} is not below the root of a tree {height} tall")
+    if length < 1 or length & (length - 1) or length > MAX_HASH_REQUEST_LENGTH:
+        raise ValueError(f"length {length} is not a power of two <= {MAX_HASH_REQUEST_LENGTH}")
+    if index < 0 or index % length or index + length > 1 << (height - level):
+        raise ValueError(f"hashes {index}..{index + length} do not fit level {level}")
+    if not 0 <= proof_layers < height - level:
+        raise ValueError(f"proof_layers {proof_layers} reaches past the root")
+
+
+def merkle_hashes(
+    levels: Sequence[Sequence[bytes]], level: int, index: int, length: int, proof_layers: int
+) -> list[bytes]:
+    """The answer to a hash request, from the tree ``levels`` (see :func:`merkle_levels`).
+
+    ``length`` hashes of ``levels[level]`` from ``index`` (pad hashes included), then the uncle
+    hashes from the bottom up. An invalid request raises ValueError (see
+    :func:`check_hash_request`).
+    """
+    height = len(levels) - 1
+    check_hash_request(height, level, index, length, proof_layers)
+    out = list(levels[level][index : index + length])
+    shift = length.bit_length() - 1
+    for i in range(merkle_uncle_count(length, proof_layers)):
+        pos = index >> (shift + i)
+        out.append(levels[level + shift + i][pos ^ 1])
+    return out
+
+
+def verify_hashes(
+    hashes: Sequence[bytes], index: int, length: int, proof_layers: int, root: bytes
+) -> bool:
+    """True if ``hashes`` (a hash-request answer) proves ``length`` hashes at ``index`` up to ``root``.
+
+    The proof must reach exactly ``root``: the run's subtree root combined with the uncles (as
+    many as :func:`merkle_uncle_count` says) must equal it. Any malformed answer is False.
+    """
+    if length < 1 or length & (length - 1) or index < 0 or index % length or proof_layers < 0:
+        return False
+    if len(hashes) != length + merkle_uncle_count(length, proof_layers):
+        return False
+    if any(len(h) != HASH_SIZE for h in hashes):
+        return False
+    level = list(hashes[:length])
+    while len(level) > 1:
+        level = [_sha256(level[i] + level[i + 1]).digest() for i in range(0, len(level), 2)]
+    return verify_block(level[0], index // length, hashes[length:], root)

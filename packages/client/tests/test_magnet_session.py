@@ -10,7 +10,15 @@ import attrs
 import pytest
 import trio
 
-from torrio.client import AddTorrent, ClientError, MagnetError, MetadataReceived, open_session
+from torrio.client import (
+    AddTorrent,
+    ClientError,
+    MetadataReceived,
+    StatsEvent,
+    TorrentError,
+    TorrentState,
+    open_session,
+)
 from torrio.core import PeerAddr
 from torrio.metainfo import Magnet, Torrent
 
@@ -33,6 +41,14 @@ async def test_magnet_uri_downloads_from_our_seed(tmp_path: Path) -> None:
             events = leech.events()
             uri = _magnet(t, seed.port).to_uri()
             lh = await leech.add_torrent(AddTorrent(source=uri, save_path=tmp_path / "dl"))
+            # the handle comes back before the metadata
+            assert not lh.has_metadata
+            assert lh.status().state is TorrentState.DOWNLOADING_METADATA
+            assert lh.status().progress == 0.0
+            with pytest.raises(ClientError, match="metadata not received"):
+                _ = lh.torrent
+            await lh.wait_metadata()
+            assert lh.has_metadata
             assert lh.torrent.info_bytes == t.info_bytes
             await lh.wait_finished()
             got = None
@@ -64,24 +80,71 @@ async def test_magnet_select_only_downloads_the_selected_file(tmp_path: Path) ->
     assert got == (tmp_path / "seed" / "payload" / "b.bin").read_bytes()
 
 
-async def test_magnet_without_reachable_peers_waits_and_cancels_cleanly(tmp_path: Path) -> None:
+async def test_magnet_without_reachable_peers_waits_and_is_removable(tmp_path: Path) -> None:
     t = make_torrent(tmp_path / "seed", 50_000, piece_length=16384)
     async with open_session(**LOOP) as leech:
         dead = PeerAddr("127.0.0.1", 1)
         m = attrs.evolve(Magnet.from_torrent(t), peers=((str(dead.ip), dead.port),))
-        with trio.move_on_after(2) as scope:
-            await leech.add_torrent(AddTorrent(source=m, save_path=tmp_path / "dl"))
+        events = leech.events()
+        lh = await leech.add_torrent(AddTorrent(source=m, save_path=tmp_path / "dl"))
+        assert leech.torrents() == [lh]
+        assert leech.find_torrent(t.info_hash) == lh  # found by the v1 digest
+        assert leech.status().torrents == 1
+        with pytest.raises(ClientError, match="already in the session"):
+            await leech.add_torrent(AddTorrent(source=t, save_path=tmp_path / "dl"))
+        with trio.move_on_after(1) as scope:
+            await lh.wait_metadata()
         assert scope.cancelled_caught
-        assert leech.torrents() == []
+        await lh.pause()
+        assert lh.status().state is TorrentState.PAUSED
+        await lh.resume()
+        assert lh.status().state is TorrentState.DOWNLOADING_METADATA
+        await leech.remove_torrent(lh)
+        assert not lh.is_valid and leech.torrents() == []
+        with pytest.raises(ClientError, match="removed"):
+            await lh.wait_metadata()
+        kinds = []
+        while True:
+            try:
+                e = events.receive_nowait()
+                if not isinstance(e, StatsEvent):
+                    kinds.append(type(e).__name__)
+            except trio.WouldBlock:
+                break
+        assert kinds[:4] == ["TorrentAdded", "TorrentPaused", "TorrentResumed", "TorrentRemoved"]
         # the info-hash is free again: a .torrent add works
         await leech.add_torrent(AddTorrent(source=t, save_path=tmp_path / "dl"))
+
+
+async def test_magnet_metadata_from_an_incoming_connection(tmp_path: Path) -> None:
+    """A magnet with no peer to dial gets its metadata from a peer that connects to us."""
+    t = make_torrent(tmp_path / "seed", {"a.bin": 100_000}, piece_length=16384)
+    with trio.fail_after(40):
+        async with open_session(**LOOP) as seed, open_session(**LOOP) as leech:
+            sh = await seed.add_torrent(AddTorrent(t, save_path=tmp_path / "seed"))
+            await sh.wait_finished()
+            m = Magnet.from_torrent(t)
+            assert m.peers == ()
+            lh = await leech.add_torrent(AddTorrent(source=m, save_path=tmp_path / "dl"))
+            sh.connect_peer(PeerAddr("127.0.0.1", leech.port))
+            await lh.wait_metadata()
+            assert lh.torrent.info_bytes == t.info_bytes
+            await lh.wait_finished()
+    assert tree_digest(tmp_path / "dl" / "payload") == tree_digest(tmp_path / "seed" / "payload")
 
 
 async def test_v2_only_magnet_is_refused_clearly(tmp_path: Path) -> None:
     t = make_torrent(tmp_path / "seed", 50_000, piece_length=16384, version="v2")
     async with open_session(**LOOP) as leech:
-        with pytest.raises(MagnetError, match="v2-only"):
-            await leech.add_torrent(AddTorrent(source=Magnet.from_torrent(t), save_path=tmp_path))
+        events = leech.events()
+        lh = await leech.add_torrent(AddTorrent(source=Magnet.from_torrent(t), save_path=tmp_path))
+        with trio.fail_after(5):
+            async for ev in events:
+                if isinstance(ev, TorrentError):
+                    assert "v2-only" in ev.message
+                    break
+        st = lh.status()
+        assert st.state is TorrentState.ERROR and st.error is not None and "v2-only" in st.error
 
 
 async def test_bad_magnet_uri_is_a_client_error(tmp_path: Path) -> None:

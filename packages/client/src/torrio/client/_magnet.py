@@ -1,7 +1,10 @@
 """Adding a torrent from a magnet link: find peers, fetch the info dict (BEP 9), then add it.
 
-:func:`resolve_magnet` is what :meth:`Session.add_torrent` runs when ``AddTorrent.source`` is a
-magnet URI or a :class:`torrio.metainfo.Magnet`. Peers come from the magnet's ``x.pe``, the
+When ``AddTorrent.source`` is a magnet URI or a :class:`torrio.metainfo.Magnet`,
+:meth:`Session.add_torrent` returns a handle at once on a :class:`MagnetTorrent`, whose task fetches
+the metadata (state ``DOWNLOADING_METADATA``) and then starts the torrent in place; incoming
+connections for the info-hash are served meanwhile. :func:`resolve_magnet` is the same fetch as
+one awaitable step. Peers come from the magnet's ``x.pe``, the
 ``AddTorrent.peers``, its ``tr`` trackers (plus ``AddTorrent.trackers``) and the session's DHT when
 it is on. Every connected peer that advertises ``ut_metadata`` feeds one
 :class:`~torrio.client.MetadataFetcher` (several peers in parallel, size-capped, hash-checked
@@ -41,11 +44,14 @@ from ._metadata_fetch import MetadataFetcher, MetadataFetchError, selection_prio
 from ._peer_list import SOURCE_DHT, SOURCE_MANUAL, SOURCE_TRACKER, PeerList
 
 if TYPE_CHECKING:
+    from torrio.handshake import HandshakeResult
     from torrio.metainfo import Torrent
     from torrio.wire import PeerConnection
 
     from ._params import AddTorrent
     from ._session import Session
+    from ._status import TorrentStatus
+    from ._torrent import TorrentRuntime
 
 #: Connections used at once to fetch metadata.
 MAX_METADATA_CONNECTIONS = 8
@@ -78,6 +84,8 @@ class _Target:
 
 
 class _Resolver:
+    """One attempt at fetching a magnet's metadata: peer sources, connections, the fetcher."""
+
     def __init__(self, session: Session, magnet: Magnet, params: AddTorrent) -> None:
         self.session = session
         self.magnet = magnet
@@ -89,25 +97,54 @@ class _Resolver:
         self.sources: list[PeerAddr] = []
         self.connecting = 0
         self._changed = trio.Event()
+        self._nursery: trio.Nursery | None = None
+        self._incoming: set[trio.CancelScope] = set()
         self.last_error: str | None = None
         now = trio.current_time()
         for addr in params.peers:
             self.peer_list.add(addr, SOURCE_MANUAL, now)
-        for host, port in magnet.peers:
-            try:
-                self.peer_list.add(PeerAddr.from_tuple((host, port)), SOURCE_MANUAL, now)
-            except (ValueError, TorrioError):
-                continue
+        for addr in magnet_peers(magnet):
+            self.peer_list.add(addr, SOURCE_MANUAL, now)
 
     def wake(self) -> None:
         self._changed.set()
         self._changed = trio.Event()
 
+    def add_peer(self, addr: PeerAddr, source: str = SOURCE_MANUAL) -> None:
+        """A peer to try (``connect_peer`` on the handle, or any other source)."""
+        if self.peer_list.add(addr, source, trio.current_time()):
+            self.wake()
+
+    async def serve_incoming(self, result: HandshakeResult, addr: PeerAddr) -> bool:
+        """Use an incoming connection for this info-hash until the fetch ends (runs in the
+        caller's task); False at once if there is no room for it."""
+        if self._nursery is None or len(self.conns) + self.connecting >= MAX_METADATA_CONNECTIONS:
+            return False
+        if addr in self.conns or self.peer_list.is_banned(addr):
+            return False
+        self.connecting += 1
+        with trio.CancelScope() as scope:
+            self._incoming.add(scope)
+            try:
+                await self._serve(addr, result.stream, False)
+            finally:
+                self._incoming.discard(scope)
+        return True
+
     def trackers(self) -> list[str]:
         return list(dict.fromkeys([*self.magnet.trackers, *self.params.trackers]))
 
     async def run(self) -> bytes:
+        try:
+            return await self._run()
+        finally:
+            self._nursery = None
+            for scope in list(self._incoming):
+                scope.cancel()
+
+    async def _run(self) -> bytes:
         async with trio.open_nursery() as nursery:
+            self._nursery = nursery
             nursery.start_soon(self._dialer, nursery)
             for url in self.trackers():
                 nursery.start_soon(self._tracker, url)
@@ -132,6 +169,7 @@ class _Resolver:
                 deadline = self.fetcher.next_deadline()
                 with trio.move_on_at(math.inf if deadline is None else deadline):
                     await waiting.wait()
+            self._nursery = None
             nursery.cancel_scope.cancel()
         info = self.fetcher.info_bytes
         assert info is not None
@@ -145,7 +183,7 @@ class _Resolver:
             room = MAX_METADATA_CONNECTIONS - len(self.conns) - self.connecting
             if room > 0:
                 for addr in self.peer_list.candidates(now, room):
-                    if self.session.is_self(addr):
+                    if self.session.is_self(addr) or addr in self.conns:
                         self.peer_list.failed(addr, now)
                         continue
                     self.connecting += 1
@@ -201,11 +239,14 @@ class _Resolver:
             self.peer_list.failed(addr, trio.current_time())
             self.wake()
             return
-        self.connecting -= 1
         self.peer_list.connected(addr, SOURCE_MANUAL, trio.current_time())
+        await self._serve(addr, result.stream, True)
+
+    async def _serve(self, addr: PeerAddr, stream: trio.abc.Stream, outgoing: bool) -> None:
+        self.connecting -= 1
         try:
             async with open_peer_connection(
-                result.stream,
+                stream,
                 registry=ExtensionRegistry(local=dict(_LOCAL)),
                 close_timeout=1.0,
             ) as conn:
@@ -215,7 +256,8 @@ class _Resolver:
                     if isinstance(ev, ExtendedHandshake):
                         size = ev.metadata_size if conn.registry.supports(UT_METADATA) else None
                         self.fetcher.add_peer(addr, size)
-                        if size is not None and addr not in self.sources:
+                        # an incoming peer's address is an ephemeral port: not worth redialing
+                        if size is not None and outgoing and addr not in self.sources:
                             self.sources.append(addr)
                     elif isinstance(ev, UtMetadataRequest):
                         await conn.send(UtMetadataReject(ev.piece))
@@ -233,10 +275,22 @@ class _Resolver:
         finally:
             self.conns.pop(addr, None)
             self.fetcher.remove_peer(addr)
-            self.peer_list.disconnected(addr, trio.current_time())
+            if outgoing:
+                self.peer_list.disconnected(addr, trio.current_time())
             with trio.CancelScope(shield=True):
-                await trio.aclose_forcefully(result.stream)
+                await trio.aclose_forcefully(stream)
             self.wake()
+
+
+def magnet_peers(magnet: Magnet) -> list[PeerAddr]:
+    """The magnet's ``x.pe`` peers that parse as addresses."""
+    out: list[PeerAddr] = []
+    for host, port in magnet.peers:
+        try:
+            out.append(PeerAddr.from_tuple((host, port)))
+        except (ValueError, TorrioError):
+            continue
+    return out
 
 
 def magnet_torrent(magnet: Magnet, fetcher: MetadataFetcher[Any]) -> Torrent:
@@ -256,35 +310,14 @@ def magnet_torrent(magnet: Magnet, fetcher: MetadataFetcher[Any]) -> Torrent:
     return torrent
 
 
-async def resolve_magnet(session: Session, magnet: Magnet, params: AddTorrent) -> AddTorrent:
-    """Fetch ``magnet``'s metadata through ``session``; ``params`` with the torrent as source.
-
-    Waits until the metadata arrives (wrap it in a trio timeout to give up). Raises
-    :class:`MagnetError` for v2-only magnets.
-    """
-    if magnet.info_hash.v1 is None:
-        raise MagnetError(
-            "v2-only magnet links are not supported (BEP 52 piece layers are not fetched); "
-            "use the .torrent file or a hybrid magnet",
-            info_hash=magnet.info_hash.hex(),
-        )
-    resolver = _Resolver(session, magnet, params)
-    session.handshaker.add_torrent(magnet.info_hash)
-    try:
-        await resolver.run()
-    finally:
-        session.handshaker.remove_torrent(magnet.info_hash)
-    torrent = magnet_torrent(magnet, resolver.fetcher)
+def resolved_params(
+    magnet: Magnet, params: AddTorrent, torrent: Torrent, sources: list[PeerAddr]
+) -> AddTorrent:
+    """``params`` with the fetched torrent as source, BEP 53 priorities and the known peers."""
     prios = params.file_priorities
     if prios is None:
         prios = selection_priorities(torrent, magnet.select_only)
-    xpe = []
-    for host, port in magnet.peers:
-        try:
-            xpe.append(PeerAddr.from_tuple((host, port)))
-        except (ValueError, TorrioError):
-            continue
-    peers = list(dict.fromkeys([*params.peers, *xpe, *resolver.sources]))
+    peers = list(dict.fromkeys([*params.peers, *magnet_peers(magnet), *sources]))
     return attrs.evolve(
         params,
         source=torrent,
@@ -292,3 +325,176 @@ async def resolve_magnet(session: Session, magnet: Magnet, params: AddTorrent) -
         trackers=tuple(u for u in params.trackers if u not in magnet.trackers),
         file_priorities=prios,
     )
+
+
+async def resolve_magnet(session: Session, magnet: Magnet, params: AddTorrent) -> AddTorrent:
+    """Fetch ``magnet``'s metadata through ``session``; ``params`` with the torrent as source.
+
+    Waits until the metadata arrives (wrap it in a trio timeout to give up). Raises
+    :class:`MagnetError` for v2-only magnets. :meth:`Session.add_torrent` does not wait: it
+    returns a handle at once and runs a :class:`MagnetTorrent`.
+    """
+    check_supported(magnet)
+    resolver = _Resolver(session, magnet, params)
+    session.handshaker.add_torrent(magnet.info_hash)
+    try:
+        await resolver.run()
+    finally:
+        session.handshaker.remove_torrent(magnet.info_hash)
+    torrent = magnet_torrent(magnet, resolver.fetcher)
+    return resolved_params(magnet, params, torrent, resolver.sources)
+
+
+def check_supported(magnet: Magnet) -> None:
+    """MagnetError for a magnet this client cannot download (v2-only)."""
+    if magnet.info_hash.v1 is None:
+        raise MagnetError(
+            "v2-only magnet links are not supported (BEP 52 piece layers are not fetched); "
+            "use the .torrent file or a hybrid magnet",
+            info_hash=magnet.info_hash.hex(),
+        )
+
+
+class MagnetTorrent:
+    """A torrent added from a magnet link, before (and after) its metadata arrives.
+
+    :meth:`Session.add_torrent` creates one and returns a :class:`TorrentHandle` on it at once:
+    the handle reports :attr:`TorrentState.DOWNLOADING_METADATA` until the info dict is fetched,
+    then behaves exactly like the handle of a torrent added from a file (it forwards to
+    :attr:`runtime`). Pausing stops the fetch (connections closed); resuming starts it again.
+    Incoming connections for the info-hash are served while fetching.
+    """
+
+    def __init__(self, session: Session, magnet: Magnet, params: AddTorrent) -> None:
+        self.session = session
+        self.magnet = magnet
+        self.params = params
+        self.info_hash = magnet.info_hash
+        self.name = magnet.name or magnet.info_hash.hex()
+        self.runtime: TorrentRuntime | None = None
+        """The running torrent once the metadata arrived."""
+        self.removed = False
+        self.paused = params.paused
+        self.error: str | None = None
+        self.resolver: _Resolver | None = None
+        self.metadata_event = trio.Event()
+        """Set when :attr:`runtime` is available, or the torrent was removed."""
+        self.extra_peers: list[PeerAddr] = []
+        self.sequential = params.sequential
+        self.rate_limits: dict[str, int] = {}
+        self._changed = trio.Event()
+        self._scope: trio.CancelScope | None = None
+
+    def __repr__(self) -> str:
+        return f"MagnetTorrent({self.name!r}, {self.info_hash.hex()})"
+
+    def _wake(self) -> None:
+        self._changed.set()
+        self._changed = trio.Event()
+
+    async def fetch(self) -> AddTorrent | None:
+        """Fetch until the metadata arrives (None if removed first); pauses stop and restart it."""
+        while not self.removed:
+            if self.paused or self.error is not None:
+                await self._changed.wait()
+                continue
+            resolver = _Resolver(self.session, self.magnet, self.params)
+            for addr in self.extra_peers:
+                resolver.add_peer(addr)
+            self.resolver = resolver
+            with trio.CancelScope() as self._scope:
+                try:
+                    check_supported(self.magnet)
+                    await resolver.run()
+                    torrent = magnet_torrent(self.magnet, resolver.fetcher)
+                except (MagnetError, MetadataFetchError) as exc:
+                    self.fail(str(exc))
+                    continue
+                return resolved_params(self.magnet, self.params, torrent, resolver.sources)
+        return None
+
+    def fail(self, message: str) -> None:
+        """The fetch cannot go on (resume to retry)."""
+        from ._events import TorrentError
+
+        self.error = message
+        self.session.hub.publish(TorrentError(self.info_hash, message))
+        self._wake()
+
+    async def serve_incoming(self, result: HandshakeResult, addr: PeerAddr) -> bool:
+        """Serve an incoming connection for our info-hash while fetching (False: close it)."""
+        resolver = self.resolver
+        if resolver is None or self.paused or self.removed or self.runtime is not None:
+            return False
+        return await resolver.serve_incoming(result, addr)
+
+    def connect_peer(self, addr: PeerAddr) -> None:
+        """Try ``addr`` for the metadata (and later for the download)."""
+        if addr not in self.extra_peers and len(self.extra_peers) < 200:
+            self.extra_peers.append(addr)
+            self.params = attrs.evolve(self.params, peers=(*self.params.peers, addr))
+        if self.resolver is not None:
+            self.resolver.add_peer(addr)
+
+    def pause(self) -> bool:
+        """Stop fetching; True if it was running."""
+        if self.paused:
+            return False
+        self.paused = True
+        if self._scope is not None:
+            self._scope.cancel()
+        self._wake()
+        return True
+
+    def resume(self) -> bool:
+        """Fetch again after a pause or an error; True if something changed."""
+        changed = self.paused or self.error is not None
+        self.paused = False
+        self.error = None
+        self._wake()
+        return changed
+
+    def remove(self) -> None:
+        """Stop for good (the session forgets the torrent)."""
+        self.removed = True
+        if self._scope is not None:
+            self._scope.cancel()
+        self.metadata_event.set()
+        self._wake()
+
+    def status(self) -> TorrentStatus:
+        """A snapshot while the metadata is missing (sizes and pieces are 0)."""
+        if self.runtime is not None:
+            return self.runtime.status()
+        from ._status import TorrentState, TorrentStatus
+
+        resolver = self.resolver
+        if self.error is not None:
+            state = TorrentState.ERROR
+        elif self.paused:
+            state = TorrentState.PAUSED
+        else:
+            state = TorrentState.DOWNLOADING_METADATA
+        return TorrentStatus(
+            info_hash=self.info_hash,
+            name=self.name,
+            state=state,
+            total_length=0,
+            wanted_length=0,
+            done=0,
+            pieces=0,
+            num_pieces=0,
+            download_rate=0.0,
+            upload_rate=0.0,
+            downloaded=0,
+            uploaded=0,
+            peers=0 if resolver is None else len(resolver.conns),
+            seeds=0,
+            known_peers=0 if resolver is None else len(resolver.peer_list),
+            availability=0.0,
+            eta=None,
+            error=self.error,
+            paused=self.paused,
+            finished=False,
+            has_metadata=False,
+        )

@@ -218,9 +218,9 @@ async def _run(args: argparse.Namespace, mode: str) -> int:
         if magnet is not None:
             print("torrio: fetching metadata of the magnet link", file=sys.stderr, flush=True)
         handle = await session.add_torrent(params)
-        if magnet is not None or getattr(args, "save_torrent", None):
-            await after_magnet(handle, args, prio_specs)
-        await handle.wait_checked()
+        pending_metadata = magnet is not None or bool(getattr(args, "save_torrent", None))
+        if magnet is None:
+            await handle.wait_checked()
         with (
             TorrentDisplay(verbose=args.verbose, interval=args.interval) as display,
             trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals,
@@ -235,6 +235,9 @@ async def _run(args: argparse.Namespace, mode: str) -> int:
 
                 nursery.start_soon(on_signal)
                 while True:
+                    if pending_metadata and handle.has_metadata:
+                        pending_metadata = False
+                        await after_magnet(handle, args, prio_specs)
                     st = handle.status()
                     display.update([st], [handle.file_status()] if args.verbose else [])
                     while True:

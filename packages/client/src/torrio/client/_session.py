@@ -32,7 +32,7 @@ from ._event_hub import EventHub, EventStream
 from ._handle import TorrentHandle
 from ._lifecycle import QueueEntry, QueueLimits, assign_queue
 from ._lsd_driver import run_lsd
-from ._magnet import as_magnet, resolve_magnet
+from ._magnet import MagnetTorrent, as_magnet
 from ._net_policy import NetPolicy, load_net_policy
 from ._params import AddTorrent, SessionSettings
 from ._piece_store import PieceStore, default_storage
@@ -84,6 +84,7 @@ class Session:
         self.port = 0
         self.peer_count = 0
         self._torrents: dict[InfoHash, TorrentRuntime] = {}
+        self._magnets: dict[InfoHash, MagnetTorrent] = {}
         self._half_open = trio.Semaphore(settings.max_half_open)
         self._listeners: list[trio.SocketListener] = []
         self._closing = False
@@ -97,27 +98,62 @@ class Session:
         return self.hub.subscribe()
 
     def torrents(self) -> list[TorrentHandle]:
-        """Handles of every torrent."""
-        return [TorrentHandle(rt) for rt in self._torrents.values()]
+        """Handles of every torrent (magnets still fetching their metadata included)."""
+        targets: list[TorrentRuntime | MagnetTorrent] = [*self._torrents.values()]
+        targets.extend(self._magnets.values())
+        return [TorrentHandle(t) for t in targets]
 
     def find_torrent(self, info_hash: InfoHash) -> TorrentHandle | None:
-        """The handle of a torrent, if it is in the session."""
-        rt = self._torrents.get(info_hash)
-        return None if rt is None else TorrentHandle(rt)
+        """The handle of a torrent, if it is in the session (a v1 or v2 digest is enough)."""
+        hit = self._lookup(info_hash)
+        return None if hit is None else TorrentHandle(hit)
 
     async def add_torrent(self, params: AddTorrent) -> TorrentHandle:
-        """Add a torrent; it starts checking at once. Raises :class:`ClientError`."""
+        """Add a torrent; it starts checking at once. Raises :class:`ClientError`.
+
+        A magnet source returns at once too: the handle's state is ``DOWNLOADING_METADATA``
+        until the info dict arrives (:meth:`TorrentHandle.wait_metadata`), then the torrent
+        checks and downloads like one added from a file.
+        """
         if self._closing:
             raise ClientError("session is closing")
         magnet = as_magnet(params.source)
         if magnet is not None:
-            if magnet.info_hash in self._torrents:
+            if self._known(magnet.info_hash):
                 raise ClientError(
                     "torrent already in the session", info_hash=magnet.info_hash.hex()
                 )
-            params = await resolve_magnet(self, magnet, params)
+            pending = MagnetTorrent(self, magnet, params)
+            self._magnets[magnet.info_hash] = pending
+            self.handshaker.add_torrent(magnet.info_hash)
+            self.hub.publish(ev.TorrentAdded(magnet.info_hash, pending.name))
+            self._nursery.start_soon(self._run_magnet, pending)
+            await trio.lowlevel.checkpoint()
+            return TorrentHandle(pending)
+        rt = await self._start_runtime(params)
+        self.hub.publish(ev.TorrentAdded(rt.info_hash, rt.name))
+        await trio.lowlevel.checkpoint()
+        return TorrentHandle(rt)
+
+    def _known(self, info_hash: InfoHash) -> bool:
+        return self._lookup(info_hash) is not None
+
+    def _lookup(self, info_hash: InfoHash) -> TorrentRuntime | MagnetTorrent | None:
+        """The torrent or pending magnet whose info-hash shares a digest with ``info_hash``."""
+        hit = self._torrents.get(info_hash) or self._magnets.get(info_hash)
+        if hit is not None:
+            return hit
+        for table in (self._torrents, self._magnets):
+            for ih, entry in table.items():
+                if (ih.v1 is not None and ih.v1 == info_hash.v1) or (
+                    ih.v2 is not None and ih.v2 == info_hash.v2
+                ):
+                    return entry
+        return None
+
+    async def _start_runtime(self, params: AddTorrent) -> TorrentRuntime:
         torrent = await load_torrent(params.source)
-        if torrent.info_hash in self._torrents:
+        if self._known(torrent.info_hash):
             raise ClientError("torrent already in the session", info_hash=torrent.info_hash.hex())
         if params.file_priorities is not None and len(params.file_priorities) != len(torrent.files):
             raise ClientError(f"file_priorities needs {len(torrent.files)} entries")
@@ -138,11 +174,47 @@ class Session:
         self._torrents[torrent.info_hash] = rt
         self.handshaker.add_torrent(torrent.info_hash)
         self._nursery.start_soon(self._run_torrent, rt)
-        await trio.lowlevel.checkpoint()
-        return TorrentHandle(rt)
+        return rt
+
+    async def _run_magnet(self, pending: MagnetTorrent) -> None:
+        try:
+            params = await pending.fetch()
+        finally:
+            self._magnets.pop(pending.info_hash, None)
+            self.handshaker.remove_torrent(pending.info_hash)
+        if params is None or self._closing:
+            pending.remove()
+            return
+        try:
+            rt = await self._start_runtime(params)
+        except ClientError as exc:
+            self._magnets[pending.info_hash] = pending
+            self.handshaker.add_torrent(pending.info_hash)
+            pending.fail(str(exc))
+            return
+        for name, rate in pending.rate_limits.items():
+            bucket = rt.down_bucket if name == "download" else rt.up_bucket
+            bucket.set_rate(rate, trio.current_time())
+        if rt.picker is not None and pending.sequential:
+            rt.picker.set_sequential(True)
+        pending.runtime = rt
+        pending.metadata_event.set()
 
     async def remove_torrent(self, handle: TorrentHandle, *, delete_files: bool = False) -> None:
         """Remove a torrent (saving resume data first unless its files are deleted)."""
+        target = handle._target
+        if isinstance(target, MagnetTorrent):
+            if target.runtime is None:
+                if self._magnets.pop(target.info_hash, None) is None or target.removed:
+                    raise ClientError(
+                        "torrent not in this session", info_hash=handle.info_hash.hex()
+                    )
+                self.handshaker.remove_torrent(target.info_hash)
+                target.remove()
+                self.hub.publish(ev.TorrentRemoved(target.info_hash))
+                await trio.lowlevel.checkpoint()
+                return
+            target.removed = True
         rt = self._torrents.pop(handle.info_hash, None)
         if rt is None:
             raise ClientError("torrent not in this session", info_hash=handle.info_hash.hex())
@@ -179,7 +251,7 @@ class Session:
         rts = list(self._torrents.values())
         return SessionStatus(
             port=self.port,
-            torrents=len(rts),
+            torrents=len(rts) + len(self._magnets),
             peers=self.peer_count,
             download_rate=sum(rt.down.rate(now) for rt in rts),
             upload_rate=sum(rt.up.rate(now) for rt in rts),
@@ -272,6 +344,15 @@ class Session:
         except HandshakeError:
             return
         rt = self._torrents.get(result.info_hash)
+        if rt is None:
+            pending = self._magnets.get(result.info_hash)
+            if (
+                pending is None
+                or self.peer_count >= self.settings.max_connections
+                or not await pending.serve_incoming(result, addr)
+            ):
+                await trio.aclose_forcefully(result.stream)
+            return
         if (
             rt is None
             or not rt.lifecycle.active

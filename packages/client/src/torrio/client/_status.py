@@ -12,6 +12,8 @@ from torrio.core import InfoHash, PeerAddr
 class TorrentState(enum.Enum):
     """Where a torrent is in its life."""
 
+    DOWNLOADING_METADATA = "downloading_metadata"
+    """A magnet link's info dict (and, for v2, its piece layers) is being fetched from peers."""
     CHECKING = "checking"
     """Checking existing data or loading fast-resume data."""
     DOWNLOADING = "downloading"
@@ -83,10 +85,14 @@ class TorrentStatus:
     error: str | None
     paused: bool
     finished: bool
+    has_metadata: bool = True
+    """False while a magnet link's metadata is being fetched (sizes and pieces are then 0)."""
 
     @property
     def progress(self) -> float:
-        """Fraction (0..1) of wanted bytes verified."""
+        """Fraction (0..1) of wanted bytes verified (0 while the metadata is missing)."""
+        if not self.has_metadata:
+            return 0.0
         return 1.0 if not self.wanted_length else self.done / self.wanted_length
 
     @property

@@ -546,7 +546,6 @@ class TorrentRuntime:
 
     async def run(self) -> None:
         """The torrent's main task (in the session nursery) until removed."""
-        self.publish(ev.TorrentAdded(self.info_hash, self.name))
         self.publish(ev.MetadataReceived(self.info_hash, self.name, self.torrent.total_length))
         await self._check()
         if not self.store.attached:

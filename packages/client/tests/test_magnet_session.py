@@ -48,7 +48,7 @@ async def test_magnet_uri_downloads_from_our_seed(tmp_path: Path) -> None:
             with pytest.raises(ClientError, match="metadata not received"):
                 _ = lh.torrent
             await lh.wait_metadata()
-            assert lh.has_metadata
+            assert lh.status().has_metadata
             assert lh.torrent.info_bytes == t.info_bytes
             await lh.wait_finished()
             got = None

@@ -28,6 +28,7 @@ from torrio.wire import (
     Choke,
     ExtendedHandshake,
     ExtensionRegistry,
+    HashRequest,
     Have,
     HaveAll,
     HaveNone,
@@ -367,6 +368,10 @@ class Peer:
         elif cls is UtMetadataRequest:
             assert isinstance(ev, UtMetadataRequest)
             await self.send(t.metadata_server.respond(ev, self))
+        elif cls is HashRequest:
+            assert isinstance(ev, HashRequest)
+            # BEP 52: MUST be answered with hashes or hash reject
+            await self.send(t.hash_server.respond(ev, self, trio.current_time()))
         # keep-alives, PORT, hashes, unknown and unsupported extension messages: nothing to do
 
     # -- downloading -------------------------------------------------------------------------

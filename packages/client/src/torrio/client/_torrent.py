@@ -25,6 +25,7 @@ from torrio.wire import UPLOAD_ONLY, Cancel, Have, UploadOnly, allowed_fast_set
 from . import _events as ev
 from ._choker import ChokeCandidate, Choker
 from ._donthave import announce_lost
+from ._hash_server import HashServer
 from ._lifecycle import Lifecycle
 from ._lsd_driver import announce_torrent
 from ._metadata_fetch import MetadataServer
@@ -89,6 +90,8 @@ class TorrentRuntime:
         self.smart_ban = SmartBan()
         self.metadata_server = MetadataServer(torrent.info_bytes)
         """Answers ut_metadata requests (BEP 9) so magnet downloaders can fetch our info dict."""
+        self.hash_server = HashServer(torrent)
+        """Answers BEP 52 hash requests so v2 magnet downloaders can fetch our piece layers."""
         self.lifecycle = Lifecycle(paused=params.paused)
         self.up_bucket = TokenBucket(rate=params.max_upload_rate)
         self.down_bucket = TokenBucket(rate=params.max_download_rate)
@@ -771,6 +774,7 @@ class TorrentRuntime:
         del self.peers[peer]
         self.session.peer_count -= 1
         self.metadata_server.forget(peer)
+        self.hash_server.forget(peer)
         self.pex_driver.closed(peer)
         self.super_seed.peer_left(peer)
         if self.picker is not None:

@@ -33,7 +33,7 @@ setup: $(STAMP)
 
 # Reference servers some tests and benchmarks run (Debian packages). Tests skip with a reason when
 # these are missing; CI installs them (as root) so nothing is skipped there.
-SYSTEM_DEPS := redis-server opentracker mktorrent
+SYSTEM_DEPS := redis-server opentracker mktorrent aria2
 system-deps:
 	@missing=""; for p in $(SYSTEM_DEPS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -z "$$missing" ]; then echo "system deps present"; \

@@ -1,10 +1,14 @@
 """Benchmark: one seed -> one downloader of one file over loopback TCP, four pairings.
 
 libtorrent -> libtorrent is the reference; then libtorrent -> torrio, torrio -> libtorrent and
-torrio -> torrio. Each side runs in its own process, so CPU seconds and peak RSS are per side.
-Prints MiB/s, CPU seconds per GiB on each side, peak RSS, and each rate as a ratio of the reference.
+torrio -> torrio, and libtorrent -> aria2c when ``aria2c`` is installed (``make system-deps``).
+Each side runs in its own process, so CPU seconds and peak RSS are per side. Prints MiB/s, CPU
+seconds per GiB on each side, peak RSS, and each rate as a ratio of the reference.
 
     python benchmarks/bench_client.py [--size 1GiB] [--piece-size 1MiB] [--pairs lt-lt,lt-torrio,...]
+
+aria2c takes peers only from trackers or incoming connections, so for an ``-aria2`` pair the seed
+dials aria2c (its clock starts when aria2c is launched, file allocation off, exits when done).
 
 Encryption is off on both sides for throughput (libtorrent, left at its defaults, negotiates
 plaintext with itself too); pass ``--encryption prefer`` to measure with MSE.
@@ -33,6 +37,35 @@ def _usage() -> dict[str, float]:
 
 
 # -- workers (run in subprocesses) ------------------------------------------------------------
+
+
+def _dial_request() -> int | None:
+    """A seed reads one line on stdin: a port to dial (for aria2c), or ``-``."""
+    line = sys.stdin.readline().strip()
+    return int(line) if line.isdigit() else None
+
+
+def worker_aria2(torrent: str, save: str) -> None:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    cmd = [
+        "aria2c", "--enable-dht=false", "--enable-dht6=false", "--bt-enable-lpd=false",
+        "--enable-peer-exchange=false", "--seed-time=0", "--file-allocation=none",
+        "--check-integrity=false", "--bt-hash-check-seed=false", "--summary-interval=0",
+        "--console-log-level=warn", "--quiet=true", f"--listen-port={port}",
+        "--bt-require-crypto=false", f"--dir={save}", torrent,
+    ]  # fmt: skip
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd)
+    print(json.dumps({"listen": port}), flush=True)
+    proc.wait(timeout=600)
+    elapsed = time.perf_counter() - start
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    use = {"cpu": ru.ru_utime + ru.ru_stime, "rss_mib": ru.ru_maxrss / 1024}
+    print(json.dumps({"seconds": elapsed, "rc": proc.returncode, **use}), flush=True)
 
 
 def _lt_settings(port: int) -> dict[str, Any]:
@@ -67,6 +100,9 @@ def worker_lt(role: str, torrent: str, save: str, peer: int | None) -> None:
     h = ses.add_torrent(atp)
     if role == "seed":
         print(json.dumps({"port": ses.listen_port()}), flush=True)
+        dial = _dial_request()
+        if dial is not None:
+            h.connect_peer(("127.0.0.1", dial))
         signal.sigwait([signal.SIGTERM])
         print(json.dumps(_usage()), flush=True)
         os._exit(0)
@@ -97,6 +133,9 @@ def worker_torrio(role: str, torrent: str, save: str, peer: int | None, encrypti
                 h = await s.add_torrent(AddTorrent(source=torrent, save_path=save, seed_mode=True))
                 await h.wait_checked()
                 print(json.dumps({"port": s.port}), flush=True)
+                dial = await trio.to_thread.run_sync(_dial_request)
+                if dial is not None:
+                    h.connect_peer(PeerAddr("127.0.0.1", dial))
                 with trio.open_signal_receiver(signal.SIGTERM) as sig:
                     async for _ in sig:
                         break
@@ -118,9 +157,12 @@ def worker_torrio(role: str, torrent: str, save: str, peer: int | None, encrypti
 # -- driver -------------------------------------------------------------------------------------
 
 
-def _spawn(args: list[str]) -> subprocess.Popen[str]:
+def _spawn(args: list[str], *, stdin: bool = False) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, __file__, "worker", *args], stdout=subprocess.PIPE, text=True
+        [sys.executable, __file__, "worker", *args],
+        stdout=subprocess.PIPE,
+        stdin=subprocess.PIPE if stdin else None,
+        text=True,
     )
 
 
@@ -129,13 +171,20 @@ def run_pair(
 ) -> dict[str, Any]:
     out = work / f"{seed}-{dl}"
     out.mkdir()
-    sp = _spawn([seed, "seed", str(torrent), str(data_dir), "0", enc])
-    assert sp.stdout is not None
+    sp = _spawn([seed, "seed", str(torrent), str(data_dir), "0", enc], stdin=True)
+    assert sp.stdout is not None and sp.stdin is not None
     port = json.loads(sp.stdout.readline())["port"]
     dp = _spawn([dl, "download", str(torrent), str(out), str(port), enc])
     assert dp.stdout is not None
     try:
+        if dl == "aria2":
+            sp.stdin.write(f"{json.loads(dp.stdout.readline())['listen']}\n")
+        else:
+            sp.stdin.write("-\n")
+        sp.stdin.flush()
         res = json.loads(dp.stdout.readline())
+        if res.get("rc", 0) != 0:
+            raise RuntimeError(f"aria2c exited with {res['rc']}")
         dp.wait(timeout=60)
     finally:
         sp.send_signal(signal.SIGTERM)
@@ -149,7 +198,9 @@ def main() -> int:
     if len(sys.argv) > 1 and sys.argv[1] == "worker":
         impl, role, torrent_path, save, port, enc = sys.argv[2:8]
         peer = int(port) or None
-        if impl == "lt":
+        if impl == "aria2":
+            worker_aria2(torrent_path, save)
+        elif impl == "lt":
             worker_lt(role, torrent_path, save, peer)
         else:
             worker_torrio(role, torrent_path, save, peer, enc)
@@ -159,9 +210,20 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--size", default="1GiB", help="file size (default 1GiB)")
     p.add_argument("--piece-size", default="1MiB", help="piece size (default 1MiB)")
-    p.add_argument("--pairs", default="lt-lt,lt-torrio,torrio-lt,torrio-torrio")
+    p.add_argument(
+        "--pairs",
+        default=None,
+        help="default: lt-lt,lt-torrio,torrio-lt,torrio-torrio"
+        " (+ lt-aria2,torrio-aria2 when aria2c is installed)",
+    )
     p.add_argument("--encryption", default="disable", choices=("disable", "prefer", "require"))
     args = p.parse_args()
+    if args.pairs is None:
+        import shutil
+
+        args.pairs = "lt-lt,lt-torrio,torrio-lt,torrio-torrio"
+        if shutil.which("aria2c"):
+            args.pairs += ",lt-aria2,torrio-aria2"
     size = parse_rate(args.size)
     piece = parse_rate(args.piece_size)
     import importlib

@@ -44,9 +44,13 @@ def queries(draw: st.DrawFn) -> Query:
         kw["seq"] = draw(st.none() | st.integers(0, 1 << 40))
     if method in ("get_peers", "announce_peer"):
         kw["info_hash"] = draw(ids)
+    if method == "get_peers":
+        kw["scrape"] = draw(st.booleans())
+        kw["noseed"] = draw(st.booleans())
     if method == "announce_peer":
         kw["port"] = draw(st.integers(1, 0xFFFF))
         kw["implied_port"] = draw(st.booleans())
+        kw["seed"] = draw(st.booleans())
     if method in ("announce_peer", "put"):
         kw["token"] = draw(st.binary(min_size=1, max_size=20))
     if method == "put":
@@ -77,6 +81,8 @@ def responses(draw: st.DrawFn) -> Response:
         interval=draw(st.none() | st.integers(0, 3600)),
         num=draw(st.none() | st.integers(0, 1000)),
         ip=draw(st.none() | v4 | v6),
+        bf_seeds=draw(st.none() | st.binary(min_size=256, max_size=256)),
+        bf_peers=draw(st.none() | st.binary(min_size=256, max_size=256)),
     )
 
 

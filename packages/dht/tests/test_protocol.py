@@ -348,6 +348,9 @@ SANS_IO = [
     "_items",
     "_keys",
     "_protocol",
+    "_bloom",
+    "_ip_votes",
+    "_scrape",
 ]
 
 

@@ -1,4 +1,4 @@
-"""torrio-dht: a Mainline DHT node (BEP 5, 32, 42, 43, 44, 51), usable with no torrent at all.
+"""torrio-dht: a Mainline DHT node (BEP 5, 32, 33, 42, 43, 44, 51), usable with no torrent at all.
 
     from torrio import dht
 
@@ -14,7 +14,9 @@ imports no trio; :func:`open_node` is the trio shell around it.
 
 from typing import TYPE_CHECKING, Any
 
+from ._bloom import BLOOM_SIZE, BloomFilter
 from ._errors import DhtError, ItemError, KrpcError, RemoteError
+from ._ip_votes import ExternalIpVoter
 from ._items import (
     MAX_ITEM_SIZE,
     Item,
@@ -37,8 +39,10 @@ from ._protocol import (
     LookupDone,
     PeersFound,
     SamplesFound,
+    ScrapeFound,
 )
 from ._routing_table import NodeState, RoutingTable, RoutingTableStatistics
+from ._scrape import ScrapeResult, merge_scrape
 from ._storage import ItemStore, PeerStore, RateLimiter, TokenManager
 
 if TYPE_CHECKING:
@@ -61,6 +65,8 @@ def __getattr__(name: str) -> Any:
 __version__ = "0.1.0"
 
 __all__ = [
+    "BLOOM_SIZE",
+    "BloomFilter",
     "DEFAULT_BOOTSTRAP",
     "MAX_ITEM_SIZE",
     "DhtConfig",
@@ -69,6 +75,7 @@ __all__ = [
     "DhtStatistics",
     "ErrorReply",
     "Event",
+    "ExternalIpVoter",
     "Item",
     "ItemError",
     "ItemFound",
@@ -90,6 +97,8 @@ __all__ = [
     "RoutingTable",
     "RoutingTableStatistics",
     "SamplesFound",
+    "ScrapeFound",
+    "ScrapeResult",
     "SigningKey",
     "TokenManager",
     "crc32c",
@@ -99,6 +108,7 @@ __all__ = [
     "is_valid_node_id",
     "key_for",
     "load_state",
+    "merge_scrape",
     "mutable_target",
     "node_id_for_ip",
     "open_node",

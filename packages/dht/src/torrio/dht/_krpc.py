@@ -1,4 +1,4 @@
-"""KRPC messages (BEP 5) with the extensions of BEP 32, 42, 43, 44 and 51: a strict codec.
+"""KRPC messages (BEP 5) with the extensions of BEP 32, 33, 42, 43, 44 and 51: a strict codec.
 
 Input is hostile: datagrams are size-capped before decoding, every field is type- and length-checked,
 lists are capped, and every failure is a :class:`KrpcError` (carrying the transaction id when one
@@ -21,6 +21,7 @@ from torrio.core import (
     PeerAddr,
 )
 
+from ._bloom import BLOOM_SIZE
 from ._errors import KrpcError
 
 MAX_DATAGRAM = 4096
@@ -57,7 +58,9 @@ class Query:
     """A KRPC query. Which optional fields are set depends on ``method``.
 
     ``value`` (BEP 44 ``put``) is the exact bencoded bytes of ``v``; ``want`` holds ``"n4"``/``"n6"``
-    (BEP 32); ``read_only`` is BEP 43's ``ro``.
+    (BEP 32); ``read_only`` is BEP 43's ``ro``. BEP 33: ``seed`` (announce_peer: we have the
+    whole torrent), ``scrape`` (get_peers: send bloom filters) and ``noseed`` (get_peers: prefer
+    non-seeds).
     """
 
     tid: bytes
@@ -77,11 +80,16 @@ class Query:
     cas: int | None = None
     read_only: bool = False
     version: bytes | None = None
+    seed: bool = False
+    scrape: bool = False
+    noseed: bool = False
 
 
 @attrs.frozen
 class Response:
-    """A KRPC response. ``ip`` is BEP 42's view of the requester's address; ``value`` is raw ``v``."""
+    """A KRPC response. ``ip`` is BEP 42's view of the requester's address; ``value`` is raw ``v``.
+
+    ``bf_seeds``/``bf_peers`` are BEP 33's ``BFsd``/``BFpe`` bloom filters (256 bytes each)."""
 
     tid: bytes
     sender: NodeId
@@ -98,6 +106,8 @@ class Response:
     num: int | None = None
     ip: PeerAddr | None = None
     version: bytes | None = None
+    bf_seeds: bytes | None = None
+    bf_peers: bytes | None = None
 
 
 @attrs.frozen
@@ -244,9 +254,12 @@ def _decode_query(raw: bytes, msg: dict[bytes, Any], tid: bytes, version: bytes 
         kw["target"] = _id(a, b"target", tid)
     elif method == "get_peers":
         kw["info_hash"] = _id(a, b"info_hash", tid)
+        kw["scrape"] = a.get(b"scrape") == 1
+        kw["noseed"] = a.get(b"noseed") == 1
     elif method == "announce_peer":
         kw["info_hash"] = _id(a, b"info_hash", tid)
         kw["implied_port"] = a.get(b"implied_port") == 1
+        kw["seed"] = a.get(b"seed") == 1
         port = _opt_int(a, b"port", tid, 0, 0xFFFF)
         if port is None and not kw["implied_port"]:
             raise KrpcError("announce_peer without port", tid=tid)
@@ -326,6 +339,11 @@ def _decode_response(
         kw["samples"] = tuple(s[i : i + 20] for i in range(0, min(len(s), 20 * MAX_SAMPLES), 20))
     kw["interval"] = _opt_int(r, b"interval", tid, 0, 1 << 31)
     kw["num"] = _opt_int(r, b"num", tid, 0, 1 << 62)
+    # BEP 33 filters are advisory: one of the wrong size is ignored, not fatal
+    for field, name in ((b"BFsd", "bf_seeds"), (b"BFpe", "bf_peers")):
+        bf = r.get(field)
+        if isinstance(bf, bytes) and len(bf) == BLOOM_SIZE:
+            kw[name] = bf
     return Response(tid, sender, **kw)
 
 
@@ -352,6 +370,12 @@ def encode_message(msg: Message) -> bytes:
             a[b"port"] = msg.port or 0
             if msg.implied_port:
                 a[b"implied_port"] = 1
+        if msg.seed:
+            a[b"seed"] = 1
+        if msg.scrape:
+            a[b"scrape"] = 1
+        if msg.noseed:
+            a[b"noseed"] = 1
         if msg.token is not None:
             a[b"token"] = msg.token
         if msg.want:
@@ -396,6 +420,10 @@ def encode_message(msg: Message) -> bytes:
             r[b"interval"] = msg.interval
         if msg.num is not None:
             r[b"num"] = msg.num
+        if msg.bf_seeds is not None:
+            r[b"BFsd"] = msg.bf_seeds
+        if msg.bf_peers is not None:
+            r[b"BFpe"] = msg.bf_peers
         out[b"r"] = r
     else:
         out[b"y"] = b"e"

@@ -70,6 +70,10 @@ class Lookup:
                 self._drop_last()
             self._insert(Candidate(n.addr, n.id, dist, depth))
 
+    def exclude(self, node_id: NodeId) -> None:
+        """Never ask ``node_id`` (our own new id, after a BEP 42 id change)."""
+        self._ids.add(node_id.value)
+
     def add_address(self, addr: PeerAddr) -> None:
         """A bootstrap contact whose id is unknown: asked first, ranked far until it answers."""
         if addr not in self._by_addr:

@@ -37,7 +37,9 @@ from ._protocol import (
     LookupKind,
     PeersFound,
     SamplesFound,
+    ScrapeFound,
 )
+from ._scrape import ScrapeResult, merge_scrape
 
 DEFAULT_BOOTSTRAP: tuple[tuple[str, int], ...] = (
     ("router.bittorrent.com", 6881),
@@ -273,19 +275,71 @@ class Node:
         lid, recv = self._start("get_peers", _key(key))
         return PeerStream(self, lid, recv)
 
-    async def announce(self, key: KeyLike, port: int | None = None) -> int:
+    async def announce(
+        self,
+        key: KeyLike,
+        port: int | None = None,
+        *,
+        seed: bool = False,
+        keep: bool = False,
+        interval: float | None = None,
+    ) -> int:
         """Announce that we serve ``key`` on ``port`` (None: the port the DHT sees us on, BEP 5
-        ``implied_port``). Returns how many nodes accepted it."""
+        ``implied_port``). Returns how many nodes accepted it.
+
+        ``seed`` tells the DHT we have the whole torrent (BEP 33, counted by :meth:`scrape`).
+        With ``keep`` the node re-announces every ``interval`` seconds (default
+        ``DhtConfig.reannounce_interval``, 15 minutes; stored peers expire after 30) until
+        :meth:`stop_announcing`; a later ``keep`` announce of the same key replaces it."""
+        k = _key(key)
         _, done = await self._run_lookup(
-            "get_peers", _key(key), announce_port=port, implied_port=port is None
+            "get_peers", k, announce_port=port, implied_port=port is None, seed=seed
         )
+        if keep:
+            self.protocol.keep_announcing(
+                k,
+                trio.current_time(),
+                port=port,
+                implied_port=port is None,
+                seed=seed,
+                interval=interval,
+            )
+            self._poke()
         return done.stored
 
-    async def put_immutable(self, value: object) -> PutResult:
-        """Store an immutable item (any bencodable value, at most 1000 bytes encoded)."""
+    def stop_announcing(self, key: KeyLike) -> bool:
+        """Stop re-announcing ``key`` (a ``keep=True`` announce); False if it was not kept."""
+        return self.protocol.stop_announcing(_key(key))
+
+    async def scrape(self, key: KeyLike) -> tuple[int, int]:
+        """BEP 33: estimated ``(seeds, peers)`` announced for ``key``, from the bloom filters of
+        the nodes near it (merged, plus our own store). Distinct IP addresses are counted."""
+        r = await self.scrape_filters(key)
+        return r.seeds, r.peers
+
+    async def scrape_filters(self, key: KeyLike) -> ScrapeResult:
+        """BEP 33 in full: the merged filters, their estimates and the nodes that answered."""
+        events, _ = await self._run_lookup("get_peers", _key(key), scrape=True)
+        return merge_scrape(ev for ev in events if isinstance(ev, ScrapeFound))
+
+    async def put_immutable(
+        self, value: object, *, keep: bool = False, interval: float | None = None
+    ) -> PutResult:
+        """Store an immutable item (any bencodable value, at most 1000 bytes encoded).
+
+        With ``keep`` the node re-puts it every ``interval`` seconds (default
+        ``DhtConfig.republish_interval``, an hour; stored items expire after two) until
+        :meth:`stop_republishing`."""
         item = Item.immutable(value)
         _, done = await self._run_lookup("get", item.target, put_item=item)
+        if keep:
+            self.protocol.keep_item(item, trio.current_time(), interval=interval)
+            self._poke()
         return PutResult(item.target, done.stored, item)
+
+    def stop_republishing(self, target: KeyLike) -> bool:
+        """Stop re-putting the item at ``target`` (from ``keep=True``); False if it was not kept."""
+        return self.protocol.stop_item(_key(target))
 
     async def get_immutable(self, target: KeyLike) -> Item | None:
         """The immutable item stored at ``target`` (its hash), or None if no node has it."""
@@ -314,15 +368,24 @@ class Node:
         salt: bytes = b"",
         seq: int | None = None,
         cas: int | None = None,
+        keep: bool = False,
+        interval: float | None = None,
     ) -> PutResult:
         """Sign and store ``value`` under ``key`` (and ``salt``). Without ``seq``, one more than the
-        highest found in the DHT (0 if none)."""
+        highest found in the DHT (0 if none).
+
+        With ``keep`` the signed item is re-put every ``interval`` seconds (default an hour) until
+        :meth:`stop_republishing`; a later put to the same key and salt replaces the kept item
+        (with or without ``keep``), so the newest value is what stays alive."""
         target = key.target(salt)
         if seq is None:
             current = await self.get_mutable(key.public_key, salt)
             seq = 0 if current is None or current.seq is None else current.seq + 1
         item = key.sign(value, seq, salt)
         _, done = await self._run_lookup("get", target, put_item=item, cas=cas, salt=salt)
+        if keep or self.protocol.kept_item(target) is not None:
+            self.protocol.keep_item(item, trio.current_time(), interval=interval)
+            self._poke()
         return PutResult(target, done.stored, item)
 
     async def sample_infohashes(self, target: KeyLike | None = None) -> list[SamplesFound]:

@@ -18,7 +18,9 @@ import attrs
 
 from torrio.core import IPAddress, NodeId, NodeInfo, PeerAddr
 
-from ._errors import ItemError, KrpcError
+from ._bloom import BloomFilter
+from ._errors import DhtError, ItemError, KrpcError
+from ._ip_votes import ExternalIpVoter
 from ._items import Item, immutable_target, mutable_target, verify_signature
 from ._krpc import (
     ERROR_GENERIC,
@@ -30,7 +32,7 @@ from ._krpc import (
     encode_message,
 )
 from ._lookup import Lookup
-from ._node_id import is_valid_node_id
+from ._node_id import is_exempt, is_valid_node_id, node_id_for_ip
 from ._routing_table import RoutingTable, RoutingTableStatistics
 from ._storage import ItemStore, PeerStore, RateLimiter, TokenManager
 
@@ -63,6 +65,21 @@ class DhtConfig:
     max_items: int = 2000
     max_peers_per_lookup: int = 2000
     version: bytes | None = VERSION
+    max_peers_per_scrape_reply: int = 30
+    """BEP 33: a reply carrying two 256-byte filters holds fewer peers, to stay one datagram."""
+    update_node_id: bool = True
+    """BEP 42: when a majority of recent responders see us at an address our id is not valid
+    for, take a new valid id and re-key the routing tables (as libtorrent does)."""
+    ip_vote_window: int = 25
+    """How many distinct responders' ``ip`` reports (the most recent ones) the vote counts."""
+    ip_votes_needed: int = 5
+    """The fewest votes for an address before it may change our id."""
+    republish_interval: float = 60 * 60.0
+    """Seconds between re-puts of items kept alive (stored items expire after two hours)."""
+    reannounce_interval: float = 15 * 60.0
+    """Seconds between re-announces of keys kept announced (stored peers expire after 30 min)."""
+    max_kept: int = 1024
+    """At most this many kept announces plus kept items."""
 
 
 @attrs.frozen
@@ -103,7 +120,20 @@ class LookupDone:
     stored: int = 0
 
 
-Event = PeersFound | ItemFound | SamplesFound | LookupDone
+@attrs.frozen
+class ScrapeFound:
+    """BEP 33: a node answered a scrape lookup. ``seeds``/``peers`` are its ``BFsd``/``BFpe``
+    filters; a node that sent peers but no filters gives ``values`` instead (a legacy answer).
+    ``node`` is None for our own store."""
+
+    lookup_id: int
+    node: NodeInfo | None
+    seeds: BloomFilter | None
+    peers: BloomFilter | None
+    values: tuple[PeerAddr, ...] = ()
+
+
+Event = PeersFound | ItemFound | SamplesFound | ScrapeFound | LookupDone
 
 
 @attrs.frozen
@@ -130,6 +160,10 @@ class DhtStatistics:
     stored_peers: int
     stored_items: int
     external_ip: IPAddress | None
+    node_id_changes: int = 0
+    """BEP 42 id changes after our external address changed."""
+    kept_announces: int = 0
+    kept_items: int = 0
 
 
 @attrs.define
@@ -153,12 +187,27 @@ class _LookupState:
     put_item: Item | None = None
     cas: int | None = None
     salt: bytes = b""
+    seed: bool = False
+    scrape: bool = False
     seen_peers: set[PeerAddr] = attrs.Factory(set)
     best_seq: int = -1
     found_immutable: bool = False
     storing: int = 0
     stored: int = 0
     phase: str = "lookup"
+
+
+@attrs.define
+class _Kept:
+    """An announce or item the node renews until told to stop."""
+
+    target: NodeId
+    due: float
+    interval: float
+    port: int | None = None
+    implied_port: bool = False
+    seed: bool = False
+    item: Item | None = None
 
 
 class DhtProtocol:
@@ -198,6 +247,9 @@ class DhtProtocol:
         self._out: list[tuple[bytes, PeerAddr]] = []
         self._events: deque[Event] = deque()
         self._ip_votes: OrderedDict[IPAddress, int] = OrderedDict()
+        self._voter = ExternalIpVoter(cfg.ip_vote_window, cfg.ip_votes_needed)
+        self._kept_announces: dict[bytes, _Kept] = {}
+        self._kept_items: dict[bytes, _Kept] = {}
         self._next_housekeeping = now + 60.0
         self._c: dict[str, int] = dict.fromkeys(
             [
@@ -212,6 +264,7 @@ class DhtProtocol:
                 "dropped_unexpected",
                 "timeouts",
                 "lookups_done",
+                "node_id_changes",
             ],
             0,
         )
@@ -236,6 +289,9 @@ class DhtProtocol:
         d = min(self._tokens.next_deadline(), self._next_housekeeping)
         if self._timeouts:
             d = min(d, self._timeouts[0][0])
+        for kept in (self._kept_announces, self._kept_items):
+            if kept:
+                d = min(d, min(k.due for k in kept.values()))
         return d
 
     def _emit(self, data: bytes, addr: PeerAddr) -> None:
@@ -326,7 +382,7 @@ class DhtProtocol:
             return
         self._c["responses_in"] += 1
         if msg.ip is not None:
-            self._vote_ip(msg.ip.ip)
+            self._vote_ip(addr.ip, msg.ip.ip, now)
         verified = is_valid_node_id(msg.sender, addr.ip)
         if verified or not self.config.enforce_node_id:
             to_ping = self._tables[addr.family].heard(
@@ -337,17 +393,47 @@ class DhtProtocol:
         if txn.lookup_id is not None:
             self._on_lookup_response(txn, msg, addr, now)
 
-    def _vote_ip(self, ip: IPAddress) -> None:
+    def _vote_ip(self, voter: IPAddress, ip: IPAddress, now: float) -> None:
         self._ip_votes[ip] = self._ip_votes.pop(ip, 0) + 1
         while len(self._ip_votes) > 64:
             self._ip_votes.popitem(last=False)
+        if ip.version != self.family:
+            return
+        self._voter.vote(voter, ip)
+        winner = self._voter.winner()
+        if (
+            self.config.update_node_id
+            and winner is not None
+            and not is_exempt(winner)
+            and not is_valid_node_id(self.node_id, winner)
+        ):
+            self.change_node_id(node_id_for_ip(winner), now)
 
     @property
     def external_ip(self) -> IPAddress | None:
-        """Our address as most responders see it (BEP 42 ``ip`` votes)."""
+        """Our address as responders see it (BEP 42 ``ip`` votes): the majority of the recent
+        distinct voters if there is one, else the address reported most often."""
+        winner = self._voter.winner()
+        if winner is not None:
+            return winner
         if not self._ip_votes:
             return None
         return max(self._ip_votes.items(), key=lambda kv: kv[1])[0]
+
+    def change_node_id(self, node_id: NodeId, now: float) -> None:
+        """Take ``node_id`` as our id: both routing tables are re-keyed around it (contacts keep
+        their history), running lookups will not ask it, and a lookup of the new id fills the
+        buckets near it. Called by the BEP 42 vote; callers may use it too."""
+        if node_id == self.node_id:
+            return
+        self.node_id = node_id
+        for table in self._tables.values():
+            table.change_own_id(node_id, now)
+        for st in self._lookups.values():
+            st.lookup.exclude(node_id)
+        self._c["node_id_changes"] += 1
+        if len(self._tables[self.family]):
+            self.start_lookup("find_node", node_id, now, internal=True)
 
     def _nodes_for(self, target: NodeId, q: Query, addr: PeerAddr) -> dict[str, Any]:
         want = q.want or {f"n{addr.family}"}
@@ -384,14 +470,25 @@ class DhtProtocol:
             assert q.target is not None
             self._reply(q, addr, **self._nodes_for(q.target, q, addr))
         elif m == "get_peers":
-            assert q.info_hash is not None
-            peers = self._peers.get(q.info_hash, now, self.config.max_peers_per_reply, addr.family)
+            ih = q.info_hash
+            assert ih is not None
+            cfg = self.config
+            limit = cfg.max_peers_per_scrape_reply if q.scrape else cfg.max_peers_per_reply
+            peers = self._peers.get(ih, now, limit, addr.family, noseed=q.noseed)
+            extra: dict[str, Any] = {}
+            if q.scrape:
+                filters = self._peers.bloom(ih, now)
+                if filters is not None:
+                    extra = {"bf_seeds": filters[0].to_bytes(), "bf_peers": filters[1].to_bytes()}
+                # BEP 33: the filters take 526 bytes, so only the requester's family of nodes
+                q = attrs.evolve(q, want=frozenset({f"n{addr.family}"}))
             self._reply(
                 q,
                 addr,
                 token=self._tokens.make(addr.ip),
                 values=tuple(peers),
-                **self._nodes_for(q.info_hash, q, addr),
+                **self._nodes_for(ih, q, addr),
+                **extra,
             )
         elif m == "announce_peer":
             assert q.info_hash is not None and q.token is not None
@@ -399,7 +496,7 @@ class DhtProtocol:
                 self._error(q, addr, ERROR_PROTOCOL, "bad token")
                 return
             port = addr.port if q.implied_port or not q.port else q.port
-            self._peers.add(q.info_hash, PeerAddr(addr.ip, port), now)
+            self._peers.add(q.info_hash, PeerAddr(addr.ip, port), now, seed=q.seed)
             self._reply(q, addr)
         elif m == "get":
             assert q.target is not None
@@ -456,9 +553,13 @@ class DhtProtocol:
         cas: int | None = None,
         salt: bytes = b"",
         internal: bool = False,
+        seed: bool = False,
+        scrape: bool = False,
     ) -> int:
         """Start a lookup and return its id. ``announce_port``/``implied_port`` make a
-        ``get_peers`` lookup announce at the end; ``put_item`` makes a ``get`` lookup store it.
+        ``get_peers`` lookup announce at the end (``seed``: as a seed, BEP 33); ``put_item``
+        makes a ``get`` lookup store it; ``scrape`` makes a ``get_peers`` lookup ask for BEP 33
+        bloom filters (:class:`ScrapeFound` events).
         Results come as events; :class:`LookupDone` ends each lookup."""
         lid = self._lookup_next
         self._lookup_next += 1
@@ -475,6 +576,8 @@ class DhtProtocol:
             put_item=put_item,
             cas=cas,
             salt=salt,
+            seed=seed,
+            scrape=scrape and kind == "get_peers",
         )
         self._lookups[lid] = st
         if not internal:
@@ -489,7 +592,7 @@ class DhtProtocol:
     def _lookup_fields(self, st: _LookupState) -> dict[str, Any]:
         t = st.lookup.target
         if st.kind == "get_peers":
-            return {"info_hash": t}
+            return {"info_hash": t, "scrape": st.scrape}
         return {"target": t}
 
     def _advance(self, lid: int, st: _LookupState, now: float) -> None:
@@ -517,6 +620,10 @@ class DhtProtocol:
             if peers:
                 st.seen_peers.update(peers)
                 self._events.append(PeersFound(lid, tuple(peers)))
+            if st.scrape:
+                filters = self._peers.bloom(target, now)
+                if filters is not None:
+                    self._events.append(ScrapeFound(lid, None, filters[0], filters[1]))
         elif st.kind == "get":
             item = self._items.get(target, now)
             if item is not None and (not item.mutable or item.salt == st.salt):
@@ -548,7 +655,7 @@ class DhtProtocol:
             me = self._our_peer_address(None if st.implied_port else st.announce_port)
             if me is None:
                 return False
-            self._peers.add(st.lookup.target, me, now)
+            self._peers.add(st.lookup.target, me, now, seed=st.seed)
             return True
         assert st.put_item is not None
         try:
@@ -568,6 +675,7 @@ class DhtProtocol:
                     info_hash=st.lookup.target,
                     port=st.announce_port or 0,
                     implied_port=st.implied_port,
+                    seed=st.seed,
                 )
             else:
                 item = st.put_item
@@ -612,6 +720,8 @@ class DhtProtocol:
         self._advance(lid, st, now)
 
     def _lookup_results(self, lid: int, st: _LookupState, msg: Response, addr: PeerAddr) -> None:
+        if st.scrape:
+            self._scrape_result(lid, msg, addr)
         if st.kind == "get_peers" and msg.values:
             fresh = []
             for p in msg.values:
@@ -646,6 +756,15 @@ class DhtProtocol:
                     msg.num,
                 )
             )
+
+    def _scrape_result(self, lid: int, msg: Response, addr: PeerAddr) -> None:
+        node = NodeInfo(msg.sender, addr)
+        if msg.bf_seeds is not None or msg.bf_peers is not None:
+            seeds = BloomFilter(msg.bf_seeds) if msg.bf_seeds is not None else None
+            peers = BloomFilter(msg.bf_peers) if msg.bf_peers is not None else None
+            self._events.append(ScrapeFound(lid, node, seeds, peers))
+        elif msg.values:
+            self._events.append(ScrapeFound(lid, node, None, None, msg.values))
 
     def _on_failure(self, txn: _Txn, now: float, *, timed_out: bool) -> None:
         if timed_out:
@@ -691,6 +810,84 @@ class DhtProtocol:
             if len(table):
                 for target in table.stale_targets(now)[:4]:
                     self.start_lookup("find_node", target, now, internal=True)
+        self._renew(now)
+
+    # ----------------------------------------------------------------- keeping things alive
+
+    def keep_announcing(
+        self,
+        key: NodeId,
+        now: float,
+        *,
+        port: int | None = None,
+        implied_port: bool = False,
+        seed: bool = False,
+        interval: float | None = None,
+    ) -> None:
+        """Re-announce ``key`` every ``interval`` (default ``config.reannounce_interval``) from
+        ``now`` on, until :meth:`stop_announcing`. The caller makes the first announce itself."""
+        self._keep(
+            self._kept_announces,
+            _Kept(
+                key,
+                now + (interval or self.config.reannounce_interval),
+                interval or self.config.reannounce_interval,
+                port=port,
+                implied_port=implied_port,
+                seed=seed,
+            ),
+        )
+
+    def stop_announcing(self, key: NodeId) -> bool:
+        """Stop re-announcing ``key``; False if it was not kept."""
+        return self._kept_announces.pop(key.value, None) is not None
+
+    def keep_item(self, item: Item, now: float, *, interval: float | None = None) -> None:
+        """Re-put ``item`` every ``interval`` (default ``config.republish_interval``) from ``now``
+        on, until :meth:`stop_item`. A mutable item replaces the one kept at the same target (and
+        keeps its interval unless one is given)."""
+        old = self._kept_items.get(item.target.value)
+        every = interval or (old.interval if old is not None else self.config.republish_interval)
+        self._keep(self._kept_items, _Kept(item.target, now + every, every, item=item))
+
+    def stop_item(self, target: NodeId) -> bool:
+        """Stop re-putting the item at ``target``; False if it was not kept."""
+        return self._kept_items.pop(target.value, None) is not None
+
+    def kept_item(self, target: NodeId) -> Item | None:
+        """The item kept alive at ``target``, if any."""
+        k = self._kept_items.get(target.value)
+        return None if k is None else k.item
+
+    def _keep(self, table: dict[bytes, _Kept], kept: _Kept) -> None:
+        key = kept.target.value
+        if (
+            key not in table
+            and len(self._kept_announces) + len(self._kept_items) >= self.config.max_kept
+        ):
+            raise DhtError(f"already keeping {self.config.max_kept} announces and items alive")
+        table[key] = kept
+
+    def _renew(self, now: float) -> None:
+        for k in self._kept_announces.values():
+            if k.due <= now:
+                k.due = now + k.interval
+                self.start_lookup(
+                    "get_peers",
+                    k.target,
+                    now,
+                    announce_port=k.port,
+                    implied_port=k.implied_port,
+                    seed=k.seed,
+                    internal=True,
+                )
+        for k in self._kept_items.values():
+            if k.due <= now:
+                k.due = now + k.interval
+                assert k.item is not None
+                self.start_lookup(
+                    "get", k.target, now, put_item=k.item, salt=k.item.salt, internal=True
+                )
 
     # ----------------------------------------------------------------- inspection
 
@@ -718,6 +915,9 @@ class DhtProtocol:
             stored_peers=self._peers.count_peers(),
             stored_items=len(self._items),
             external_ip=self.external_ip,
+            node_id_changes=c["node_id_changes"],
+            kept_announces=len(self._kept_announces),
+            kept_items=len(self._kept_items),
         )
 
     def memory_footprint(self) -> int:

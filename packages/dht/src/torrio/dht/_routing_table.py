@@ -203,6 +203,54 @@ class RoutingTable:
             return min(questionable, key=lambda c: c.last_seen).node
         return None
 
+    def change_own_id(self, own_id: NodeId, now: float) -> None:
+        """Re-key the table around a new own id (BEP 42: our external IP changed). Every contact
+        and replacement is reinserted with its history; contacts that no longer fit a bucket wait
+        as replacements (if they ever answered) or are dropped."""
+        if own_id == self.own_id:
+            return
+        contacts = list(self.contacts())
+        replacements = [r for b in self._buckets for r in b.replacements]
+        self.own_id = own_id
+        self._own = int(own_id)
+        self._buckets = [_Bucket(last_changed=now)]
+        self._by_addr = {}
+        self._by_ip = {}
+        # best first: contacts that answered most recently get the slots
+        contacts.sort(key=lambda c: -(c.last_reply if c.last_reply is not None else -1e18))
+        for c in contacts:
+            if c.id_int == self._own:
+                continue
+            if not self._place(c, now) and c.last_reply is not None:
+                replacements.append(c)
+        for r in replacements:
+            if r.id_int == self._own or r.node.addr in self._by_addr:
+                continue
+            bucket = self._buckets[self._index(r.id_int)]
+            bucket.replacements = [x for x in bucket.replacements if x.node.addr != r.node.addr]
+            bucket.replacements.append(r)
+            del bucket.replacements[: -self.k]
+
+    def _place(self, c: Contact, now: float) -> bool:
+        """Insert an existing contact (splitting as needed); False if its bucket is full."""
+        restrict = self.restrict_ips and not c.node.addr.ip.is_loopback
+        if c.node.addr in self._by_addr or (restrict and c.node.addr.ip in self._by_ip):
+            return False
+        while True:
+            idx = self._index(c.id_int)
+            bucket = self._buckets[idx]
+            if any(x.id_int == c.id_int for x in bucket.contacts):
+                return False
+            if restrict and self._subnet_full(bucket, c.node.addr.ip):
+                return False
+            if len(bucket.contacts) < self.k:
+                self._add(bucket, c, now)
+                return True
+            if idx == len(self._buckets) - 1 and idx < 159:
+                self._split(now)
+                continue
+            return False
+
     def _split(self, now: float) -> None:
         last = self._buckets[-1]
         depth = len(self._buckets) - 1

@@ -12,6 +12,7 @@ import attrs
 
 from torrio.core import IPAddress, NodeId, PeerAddr
 
+from ._bloom import BloomFilter
 from ._errors import ItemError
 from ._items import Item, check_value, verify_signature
 
@@ -61,7 +62,8 @@ class TokenManager:
 
 
 class PeerStore:
-    """Peers announced per key, each expiring ``ttl`` after its last announce.
+    """Peers announced per key, each expiring ``ttl`` after its last announce, with its BEP 33
+    seed flag.
 
     At most ``max_keys`` keys (the least recently announced key goes first) and ``max_peers``
     peers per key (the oldest announce goes first).
@@ -73,13 +75,14 @@ class PeerStore:
         self.max_keys = max_keys
         self.max_peers = max_peers
         self.ttl = ttl
-        self._keys: OrderedDict[bytes, OrderedDict[PeerAddr, float]] = OrderedDict()
+        # per key: peer -> (expiry, seed)
+        self._keys: OrderedDict[bytes, OrderedDict[PeerAddr, tuple[float, bool]]] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._keys)
 
-    def add(self, key: NodeId, peer: PeerAddr, now: float) -> None:
-        """Record an announce of ``peer`` for ``key``."""
+    def add(self, key: NodeId, peer: PeerAddr, now: float, *, seed: bool = False) -> None:
+        """Record an announce of ``peer`` for ``key`` (``seed``: BEP 33, it has the whole torrent)."""
         peers = self._keys.get(key.value)
         if peers is None:
             if len(self._keys) >= self.max_keys:
@@ -88,23 +91,57 @@ class PeerStore:
         else:
             self._keys.move_to_end(key.value)
         peers.pop(peer, None)
-        peers[peer] = now + self.ttl
+        peers[peer] = (now + self.ttl, seed)
         while len(peers) > self.max_peers:
             peers.popitem(last=False)
 
     def get(
-        self, key: NodeId, now: float, limit: int = 50, family: int | None = None
+        self,
+        key: NodeId,
+        now: float,
+        limit: int = 50,
+        family: int | None = None,
+        *,
+        noseed: bool = False,
     ) -> list[PeerAddr]:
-        """Up to ``limit`` live peers for ``key`` (a random choice when there are more)."""
+        """Up to ``limit`` live peers for ``key`` (a random choice when there are more).
+
+        With ``noseed`` (BEP 33) non-seeds are preferred; seeds only fill what is left."""
         peers = self._keys.get(key.value)
         if not peers:
             return []
         live = [
-            p for p, exp in peers.items() if exp > now and (family is None or p.family == family)
+            (p, seed)
+            for p, (exp, seed) in peers.items()
+            if exp > now and (family is None or p.family == family)
         ]
-        if len(live) > limit:
-            live = random.sample(live, limit)
-        return live
+        if noseed:
+            leechers = [p for p, seed in live if not seed]
+            seeds = [p for p, seed in live if seed]
+            if len(leechers) >= limit:
+                return random.sample(leechers, limit)
+            return leechers + random.sample(seeds, min(len(seeds), limit - len(leechers)))
+        out = [p for p, _ in live]
+        if len(out) > limit:
+            out = random.sample(out, limit)
+        return out
+
+    def bloom(self, key: NodeId, now: float) -> tuple[BloomFilter, BloomFilter] | None:
+        """BEP 33 filters ``(seeds, peers)`` over the IPs of the live peers of ``key``, or None
+        when we store nothing for it. An IP that is a seed is not counted as a peer too."""
+        peers = self._keys.get(key.value)
+        if not peers:
+            return None
+        seed_ips = {p.ip for p, (exp, seed) in peers.items() if exp > now and seed}
+        other_ips = {p.ip for p, (exp, seed) in peers.items() if exp > now and not seed}
+        if not seed_ips and not other_ips:
+            return None
+        seeds, others = BloomFilter(), BloomFilter()
+        for ip in seed_ips:
+            seeds.add(ip)
+        for ip in other_ips - seed_ips:
+            others.add(ip)
+        return seeds, others
 
     def keys(self) -> list[bytes]:
         """Every key with peers."""
@@ -114,7 +151,7 @@ class PeerStore:
         """Drop expired peers and empty keys."""
         for key in list(self._keys):
             peers = self._keys[key]
-            for p in [p for p, exp in peers.items() if exp <= now]:
+            for p in [p for p, (exp, _) in peers.items() if exp <= now]:
                 del peers[p]
             if not peers:
                 del self._keys[key]

@@ -1,5 +1,6 @@
-"""Magnet downloads by the torrio session/CLI from a libtorrent seed (metadata via ut_metadata),
-and a libtorrent downloader fetching a magnet's metadata from a torrio seed."""
+"""Magnet downloads by the torrio session/CLI from a libtorrent seed (metadata via ut_metadata,
+v2 piece layers via BEP 52 hash requests), and a libtorrent downloader fetching a magnet's
+metadata from a torrio seed."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ pytestmark = pytest.mark.skipif(not ltx.available(), reason="libtorrent wheel no
 FILES = {"a.bin": 700_000, "dir/b.bin": 123_457, "dir/c.bin": 40_000}
 
 
-@pytest.mark.parametrize("version", ["v1", "hybrid"])
+@pytest.mark.parametrize("version", ["v1", "hybrid", "v2"])
 async def test_cli_magnet_download_from_libtorrent_seed(tmp_path: Path, version: str) -> None:
     t = make_torrent(tmp_path / "seed", FILES, piece_length=32768, version=version)
     saved = tmp_path / "saved.torrent"
@@ -36,7 +37,10 @@ async def test_cli_magnet_download_from_libtorrent_seed(tmp_path: Path, version:
             proc = await trio.run_process(cmd, check=False, capture_stderr=True)
         assert proc.returncode == 0, proc.stderr.decode()
     assert tree_digest(tmp_path / "dl" / "payload") == tree_digest(tmp_path / "seed" / "payload")
-    assert Torrent.from_bytes(saved.read_bytes()).info_bytes == t.info_bytes
+    fetched = Torrent.from_bytes(saved.read_bytes())
+    assert fetched.info_bytes == t.info_bytes
+    if version == "v2":
+        assert fetched.piece_layers == t.piece_layers
 
 
 async def test_session_magnet_with_select_only_from_libtorrent(tmp_path: Path) -> None:

@@ -15,7 +15,6 @@ from torrio.client import (
     ClientError,
     MetadataReceived,
     StatsEvent,
-    TorrentError,
     TorrentState,
     open_session,
 )
@@ -133,18 +132,25 @@ async def test_magnet_metadata_from_an_incoming_connection(tmp_path: Path) -> No
     assert tree_digest(tmp_path / "dl" / "payload") == tree_digest(tmp_path / "seed" / "payload")
 
 
-async def test_v2_only_magnet_is_refused_clearly(tmp_path: Path) -> None:
-    t = make_torrent(tmp_path / "seed", 50_000, piece_length=16384, version="v2")
-    async with open_session(**LOOP) as leech:
-        events = leech.events()
-        lh = await leech.add_torrent(AddTorrent(source=Magnet.from_torrent(t), save_path=tmp_path))
-        with trio.fail_after(5):
-            async for ev in events:
-                if isinstance(ev, TorrentError):
-                    assert "v2-only" in ev.message
-                    break
-        st = lh.status()
-        assert st.state is TorrentState.ERROR and st.error is not None and "v2-only" in st.error
+async def test_v2_only_magnet_fetches_piece_layers_and_downloads(tmp_path: Path) -> None:
+    # several files: one of 1 piece (no layer), one of 3 pieces, one of > 512 pieces (2 chunks)
+    files = {"one.bin": 10_000, "three.bin": 40_000, "big.bin": 600 * 16384 + 5}
+    t = make_torrent(tmp_path / "seed", files, piece_length=16384, version="v2")
+    assert t.has_all_piece_layers
+    with trio.fail_after(60):
+        async with open_session(**LOOP) as seed, open_session(**LOOP) as leech:
+            await (
+                await seed.add_torrent(AddTorrent(t, save_path=tmp_path / "seed"))
+            ).wait_finished()
+            m = _magnet(t, seed.port)
+            assert m.info_hash.v1 is None
+            lh = await leech.add_torrent(AddTorrent(source=m, save_path=tmp_path / "dl"))
+            await lh.wait_metadata()
+            got = lh.torrent
+            assert got.version == "v2" and got.info_hash == t.info_hash
+            assert got.piece_layers == t.piece_layers
+            await lh.wait_finished()
+    assert tree_digest(tmp_path / "dl" / "payload") == tree_digest(tmp_path / "seed" / "payload")
 
 
 async def test_bad_magnet_uri_is_a_client_error(tmp_path: Path) -> None:

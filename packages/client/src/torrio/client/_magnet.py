@@ -12,10 +12,11 @@ against the magnet's info-hash, bad sources banned). The result is an :class:`Ad
 source is the fetched :class:`torrio.metainfo.Torrent`, whose file priorities follow BEP 53
 ``so=`` (unless the caller set them), and whose peers include those that served the metadata.
 
-v2-only magnets are refused with a :class:`MagnetError`: BEP 9 carries no piece layers, and
-fetching them with BEP 52 hash requests is not implemented. Hybrid magnets work: the torrent is
-stored with ``version="v1"`` (same info dict and info-hash, pieces verified by their v1 SHA-1
-hashes).
+v2-only magnets: BEP 9 carries no piece layers, so once the info dict is in, the same connections
+are asked for each file's piece layer with BEP 52 hash requests (a
+:class:`~torrio.client._piece_layer_fetch.PieceLayerFetcher`: every answer checked against the
+file's ``pieces root``, liars banned). Hybrid magnets are stored with ``version="v1"`` (same info
+dict and info-hash, pieces verified by their v1 SHA-1 hashes), so v1-only peers suffice.
 """
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ from torrio.wire import (
     UT_METADATA,
     ExtendedHandshake,
     ExtensionRegistry,
+    Hashes,
+    HashReject,
+    HashRequest,
     UtMetadataData,
     UtMetadataReject,
     UtMetadataRequest,
@@ -42,6 +46,7 @@ from torrio.wire import (
 from ._errors import ClientError
 from ._metadata_fetch import MetadataFetcher, MetadataFetchError, selection_priorities
 from ._peer_list import SOURCE_DHT, SOURCE_MANUAL, SOURCE_TRACKER, PeerList
+from ._piece_layer_fetch import PieceLayerFetcher, PieceLayerFetchError
 
 if TYPE_CHECKING:
     from torrio.handshake import HandshakeResult
@@ -61,7 +66,7 @@ _LOCAL = {UT_METADATA: 2}
 
 
 class MagnetError(ClientError):
-    """A magnet link cannot be used (unparsable, or a v2-only magnet)."""
+    """A magnet link cannot be used (it does not parse)."""
 
 
 def as_magnet(source: object) -> Magnet | None:
@@ -99,6 +104,7 @@ class _Resolver:
         self._changed = trio.Event()
         self._nursery: trio.Nursery | None = None
         self._incoming: set[trio.CancelScope] = set()
+        self.layers: PieceLayerFetcher[PeerAddr] | None = None
         self.last_error: str | None = None
         now = trio.current_time()
         for addr in params.peers:
@@ -134,7 +140,8 @@ class _Resolver:
     def trackers(self) -> list[str]:
         return list(dict.fromkeys([*self.magnet.trackers, *self.params.trackers]))
 
-    async def run(self) -> bytes:
+    async def run(self) -> Torrent:
+        """Fetch until the torrent is complete (info dict, and v2 piece layers when needed)."""
         try:
             return await self._run()
         finally:
@@ -142,7 +149,7 @@ class _Resolver:
             for scope in list(self._incoming):
                 scope.cancel()
 
-    async def _run(self) -> bytes:
+    async def _run(self) -> Torrent:
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             nursery.start_soon(self._dialer, nursery)
@@ -151,29 +158,45 @@ class _Resolver:
             if self.session.dht is not None:
                 nursery.start_soon(self._dht)
             while self.fetcher.info_bytes is None:
-                waiting = self._changed
-                now = trio.current_time()
-                for addr in self.fetcher.take_banned():
-                    self.peer_list.ban(addr)
-                    conn = self.conns.get(addr)
-                    if conn is not None:
-                        nursery.start_soon(conn.aclose)
-                for addr, req in self.fetcher.poll(now):
-                    conn = self.conns.get(addr)
-                    try:
-                        if conn is None:
-                            raise WireError("gone")
-                        await conn.send(req)
-                    except (WireError, trio.BrokenResourceError, trio.ClosedResourceError):
-                        self.fetcher.remove_peer(addr)
-                deadline = self.fetcher.next_deadline()
-                with trio.move_on_at(math.inf if deadline is None else deadline):
-                    await waiting.wait()
+                await self._step(nursery, self.fetcher)
+            torrent = magnet_torrent(self.magnet, self.fetcher)
+            if torrent.has_v2 and not torrent.has_v1 and not torrent.has_all_piece_layers:
+                # BEP 9 has no piece layers: ask the connected peers with BEP 52 hash requests
+                self.layers = PieceLayerFetcher(torrent)
+                for addr in self.conns:
+                    self.layers.add_peer(addr)
+                while not self.layers.done:
+                    await self._step(nursery, self.layers)
+                torrent = self.layers.torrent()
             self._nursery = None
             nursery.cancel_scope.cancel()
-        info = self.fetcher.info_bytes
-        assert info is not None
-        return info
+        return torrent
+
+    async def _step(
+        self,
+        nursery: trio.Nursery,
+        fetcher: MetadataFetcher[PeerAddr] | PieceLayerFetcher[PeerAddr],
+    ) -> None:
+        """One round of a fetcher: drop banned peers, send due requests, wait for news."""
+        waiting = self._changed
+        now = trio.current_time()
+        for addr in fetcher.take_banned():
+            self.peer_list.ban(addr)
+            conn = self.conns.get(addr)
+            if conn is not None:
+                nursery.start_soon(conn.aclose)
+        requests: list[tuple[PeerAddr, Any]] = list(fetcher.poll(now))
+        for addr, req in requests:
+            conn = self.conns.get(addr)
+            try:
+                if conn is None:
+                    raise WireError("gone")
+                await conn.send(req)
+            except (WireError, trio.BrokenResourceError, trio.ClosedResourceError):
+                fetcher.remove_peer(addr)
+        deadline = fetcher.next_deadline()
+        with trio.move_on_at(math.inf if deadline is None else deadline):
+            await waiting.wait()
 
     # -- peer sources --------------------------------------------------------------------------
 
@@ -252,8 +275,16 @@ class _Resolver:
             ) as conn:
                 self.conns[addr] = conn
                 await conn.send(ExtendedHandshake(m=dict(_LOCAL), v="torrio 0.1"))
+                if self.layers is not None:
+                    self.layers.add_peer(addr)
                 async for ev in conn:
-                    if isinstance(ev, ExtendedHandshake):
+                    if isinstance(ev, Hashes | HashReject):
+                        if self.layers is not None:
+                            self.layers.receive(addr, ev, trio.current_time())
+                    elif isinstance(ev, HashRequest):
+                        await conn.send(HashReject(*attrs.astuple(ev)))
+                        continue
+                    elif isinstance(ev, ExtendedHandshake):
                         size = ev.metadata_size if conn.registry.supports(UT_METADATA) else None
                         self.fetcher.add_peer(addr, size)
                         # an incoming peer's address is an ephemeral port: not worth redialing
@@ -275,6 +306,8 @@ class _Resolver:
         finally:
             self.conns.pop(addr, None)
             self.fetcher.remove_peer(addr)
+            if self.layers is not None:
+                self.layers.remove_peer(addr)
             if outgoing:
                 self.peer_list.disconnected(addr, trio.current_time())
             with trio.CancelScope(shield=True):
@@ -294,16 +327,13 @@ def magnet_peers(magnet: Magnet) -> list[PeerAddr]:
 
 
 def magnet_torrent(magnet: Magnet, fetcher: MetadataFetcher[Any]) -> Torrent:
-    """The fetched torrent, with the magnet's trackers and web seeds (MagnetError for v2-only)."""
+    """The fetched torrent, with the magnet's trackers and web seeds.
+
+    A v2-only torrent still lacks its piece layers (the resolver fetches them next); a hybrid one
+    is verified by its v1 hashes (``version="v1"``: same info dict and info-hash)."""
     torrent = fetcher.torrent(
         trackers=tuple((url,) for url in magnet.trackers), web_seeds=tuple(magnet.web_seeds)
     )
-    if not torrent.has_v1:
-        raise MagnetError(
-            "v2-only magnet links are not supported (BEP 52 piece layers are not fetched); "
-            "use the .torrent file or a hybrid magnet",
-            info_hash=magnet.info_hash.hex(),
-        )
     if torrent.version == "hybrid" and not torrent.piece_layers:
         # BEP 9 carries no piece layers: verify pieces with the v1 hashes only
         torrent = attrs.evolve(torrent, version="v1")
@@ -330,29 +360,17 @@ def resolved_params(
 async def resolve_magnet(session: Session, magnet: Magnet, params: AddTorrent) -> AddTorrent:
     """Fetch ``magnet``'s metadata through ``session``; ``params`` with the torrent as source.
 
-    Waits until the metadata arrives (wrap it in a trio timeout to give up). Raises
-    :class:`MagnetError` for v2-only magnets. :meth:`Session.add_torrent` does not wait: it
-    returns a handle at once and runs a :class:`MagnetTorrent`.
+    Waits until the metadata (and, for a v2-only torrent, its piece layers) arrives: wrap it in
+    a trio timeout to give up. :meth:`Session.add_torrent` does not wait: it returns a handle at
+    once and runs a :class:`MagnetTorrent`.
     """
-    check_supported(magnet)
     resolver = _Resolver(session, magnet, params)
     session.handshaker.add_torrent(magnet.info_hash)
     try:
-        await resolver.run()
+        torrent = await resolver.run()
     finally:
         session.handshaker.remove_torrent(magnet.info_hash)
-    torrent = magnet_torrent(magnet, resolver.fetcher)
     return resolved_params(magnet, params, torrent, resolver.sources)
-
-
-def check_supported(magnet: Magnet) -> None:
-    """MagnetError for a magnet this client cannot download (v2-only)."""
-    if magnet.info_hash.v1 is None:
-        raise MagnetError(
-            "v2-only magnet links are not supported (BEP 52 piece layers are not fetched); "
-            "use the .torrent file or a hybrid magnet",
-            info_hash=magnet.info_hash.hex(),
-        )
 
 
 class MagnetTorrent:
@@ -404,10 +422,8 @@ class MagnetTorrent:
             self.resolver = resolver
             with trio.CancelScope() as self._scope:
                 try:
-                    check_supported(self.magnet)
-                    await resolver.run()
-                    torrent = magnet_torrent(self.magnet, resolver.fetcher)
-                except (MagnetError, MetadataFetchError) as exc:
+                    torrent = await resolver.run()
+                except (MagnetError, MetadataFetchError, PieceLayerFetchError) as exc:
                     self.fail(str(exc))
                     continue
                 return resolved_params(self.magnet, self.params, torrent, resolver.sources)

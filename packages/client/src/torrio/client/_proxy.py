@@ -15,11 +15,14 @@ reachable (libtorrent behaves the same without SOCKS5 UDP/BIND support).
 from __future__ import annotations
 
 import urllib.parse
+from typing import TYPE_CHECKING
 
 import attrs
-import trio
 
 from ._errors import ClientError
+
+if TYPE_CHECKING:  # trio is imported where it is used: the SOCKS5 codec imports this module
+    import trio
 
 #: Schemes accepted by :meth:`ProxyConfig.parse`.
 PROXY_SCHEMES = ("socks5", "socks5h", "socks4", "http")
@@ -95,6 +98,14 @@ class ProxyConfig:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{self.scheme}://{cred}{host}:{self.port}"
 
+    @property
+    def supports_udp(self) -> bool:
+        """True for SOCKS5: UDP trackers, the DHT and uTP can go through it (UDP ASSOCIATE).
+
+        With a SOCKS4 or HTTP proxy a session must send no UDP to remote hosts at all.
+        """
+        return self.scheme in ("socks5", "socks5h")
+
     def httpx_proxy(self) -> str:
         """The value for ``httpx.AsyncClient(proxy=...)`` (trackers and web seeds).
 
@@ -115,7 +126,7 @@ async def open_proxied_stream(
     Bound the time with ``trio.fail_after`` around the call; without one, the attempt gives up
     after :data:`DEFAULT_CONNECT_TIMEOUT` seconds.
     """
-    timeout = DEFAULT_CONNECT_TIMEOUT
+    import trio
     from python_socks import ProxyError as SocksProxyError
     from python_socks import ProxyTimeoutError, ProxyType
     from python_socks.async_.trio import Proxy
@@ -130,6 +141,7 @@ async def open_proxied_stream(
         kind, proxy.host, proxy.port, proxy.username, proxy.password,
         rdns=proxy.scheme == "socks5h",
     )  # fmt: skip
+    timeout = DEFAULT_CONNECT_TIMEOUT
     try:
         sock = await p.connect(host, port, timeout=timeout)
     except ProxyTimeoutError:

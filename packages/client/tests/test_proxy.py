@@ -1,23 +1,22 @@
 """Proxies: URL parsing, SOCKS5 (auth) and HTTP CONNECT peer connections, httpx over SOCKS5.
 
-The SOCKS5 and CONNECT servers here are tiny test-only implementations on 127.0.0.1.
+The SOCKS5 proxy is torrio.testing.socks5's; the CONNECT server here is a tiny test-only one on
+127.0.0.1. UDP through SOCKS5 is tested in test_proxy_udp.py.
 """
 
 from __future__ import annotations
 
-import ipaddress
-import struct
 import threading
 from collections.abc import Iterator
 from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import attrs
 import httpx
 import pytest
 import trio
 
 from torrio.client._proxy import ProxyConfig, ProxyError, open_proxied_stream
+from torrio.testing.socks5 import open_socks5_proxy
 
 # -- parsing -------------------------------------------------------------------------------------
 
@@ -65,16 +64,7 @@ def test_httpx_proxy_values() -> None:
         ProxyConfig.parse("socks4://h:1").httpx_proxy()
 
 
-# -- a tiny SOCKS5 server (RFC 1928 CONNECT, RFC 1929 auth) --------------------------------------
-
-
-@attrs.define
-class Socks5Server:
-    username: str | None = None
-    password: str | None = None
-    port: int = 0
-    targets: list[tuple[str, int]] = attrs.field(factory=list)
-    auth_failures: int = 0
+# -- peers through SOCKS5 (torrio.testing.socks5) and HTTP CONNECT -------------------------------
 
 
 async def read_exact(stream: trio.SocketStream, n: int) -> bytes:
@@ -94,50 +84,6 @@ async def relay(a: trio.SocketStream, b: trio.SocketStream) -> None:
         await b.send_eof()
     except (trio.BrokenResourceError, trio.ClosedResourceError):
         pass
-
-
-async def socks5_handler(server: Socks5Server, client: trio.SocketStream) -> None:
-    async with client:
-        try:
-            ver, n = await read_exact(client, 2)
-            methods = await read_exact(client, n)
-            assert ver == 5
-            want = 2 if server.username is not None else 0
-            if want not in methods:
-                await client.send_all(b"\x05\xff")
-                return
-            await client.send_all(bytes([5, want]))
-            if want == 2:
-                _, ulen = await read_exact(client, 2)
-                user = (await read_exact(client, ulen)).decode()
-                (plen,) = await read_exact(client, 1)
-                pw = (await read_exact(client, plen)).decode()
-                if (user, pw) != (server.username, server.password):
-                    server.auth_failures += 1
-                    await client.send_all(b"\x01\x01")
-                    return
-                await client.send_all(b"\x01\x00")
-            _, _cmd, _, atyp = await read_exact(client, 4)
-            if atyp == 1:
-                host = str(ipaddress.IPv4Address(await read_exact(client, 4)))
-            elif atyp == 4:
-                host = str(ipaddress.IPv6Address(await read_exact(client, 16)))
-            else:
-                (ln,) = await read_exact(client, 1)
-                host = (await read_exact(client, ln)).decode()
-            (port,) = struct.unpack(">H", await read_exact(client, 2))
-            server.targets.append((host, port))
-            try:
-                upstream = await trio.open_tcp_stream(host, port)
-            except OSError:
-                await client.send_all(b"\x05\x05\x00\x01" + bytes(6))  # connection refused
-                return
-            await client.send_all(b"\x05\x00\x00\x01" + bytes(6))
-            async with upstream, trio.open_nursery() as nursery:
-                nursery.start_soon(relay, client, upstream)
-                nursery.start_soon(relay, upstream, client)
-        except (EOFError, trio.BrokenResourceError):
-            pass
 
 
 async def echo_handler(stream: trio.SocketStream) -> None:
@@ -179,43 +125,35 @@ async def round_trip(stream: trio.SocketStream) -> bytes:
 
 
 async def test_socks5_with_auth_reaches_the_peer() -> None:
-    srv = Socks5Server("user", "secret")
-    async with trio.open_nursery() as nursery:
+    async with open_socks5_proxy("user", "secret") as srv, trio.open_nursery() as nursery:
         echo = await serve(nursery, echo_handler)
-        srv.port = await serve(nursery, partial(socks5_handler, srv))
-        proxy = ProxyConfig.parse(f"socks5://user:secret@127.0.0.1:{srv.port}")
+        proxy = ProxyConfig.parse(srv.url)
         with trio.fail_after(10):
             stream = await open_proxied_stream(proxy, "127.0.0.1", echo)
             assert await round_trip(stream) == b"hello through the proxy"
-        assert srv.targets == [("127.0.0.1", echo)]
+        assert srv.connect_targets == [("127.0.0.1", echo)]
         nursery.cancel_scope.cancel()
 
 
 async def test_socks5_wrong_password_is_a_proxy_error() -> None:
-    srv = Socks5Server("user", "secret")
-    async with trio.open_nursery() as nursery:
-        srv.port = await serve(nursery, partial(socks5_handler, srv))
+    async with open_socks5_proxy("user", "secret") as srv:
         proxy = ProxyConfig.parse(f"socks5://user:wrong@127.0.0.1:{srv.port}")
         with trio.fail_after(10), pytest.raises(ProxyError) as exc:
             await open_proxied_stream(proxy, "127.0.0.1", 1)
         assert "wrong" not in str(exc.value) and "***" in str(exc.value)
         assert srv.auth_failures == 1
-        nursery.cancel_scope.cancel()
 
 
 async def test_socks5_without_auth_and_refused_target() -> None:
-    srv = Socks5Server()
-    async with trio.open_nursery() as nursery:
-        srv.port = await serve(nursery, partial(socks5_handler, srv))
+    async with open_socks5_proxy() as srv:
         # a port nobody listens on: the proxy answers "connection refused"
         with trio.socket.socket() as s:
             await s.bind(("127.0.0.1", 0))
             dead = s.getsockname()[1]
-        proxy = ProxyConfig.parse(f"socks5://127.0.0.1:{srv.port}")
+        proxy = ProxyConfig.parse(srv.url)
         with trio.fail_after(10), pytest.raises(ProxyError) as exc:
             await open_proxied_stream(proxy, "127.0.0.1", dead)
         assert exc.value.code == 5
-        nursery.cancel_scope.cancel()
 
 
 async def test_unreachable_proxy() -> None:
@@ -281,13 +219,10 @@ def http_server() -> Iterator[int]:
 
 async def test_httpx_through_socks5(http_server: int) -> None:
     pytest.importorskip("socksio")
-    srv = Socks5Server("u", "p")
-    async with trio.open_nursery() as nursery:
-        srv.port = await serve(nursery, partial(socks5_handler, srv))
-        proxy = ProxyConfig.parse(f"socks5://u:p@127.0.0.1:{srv.port}")
+    async with open_socks5_proxy("u", "p") as srv:
+        proxy = ProxyConfig.parse(srv.url)
         with trio.fail_after(10):
             async with httpx.AsyncClient(proxy=proxy.httpx_proxy()) as client:
                 r = await client.get(f"http://127.0.0.1:{http_server}/announce")
         assert r.text == "tracker says hi"
-        assert srv.targets == [("127.0.0.1", http_server)]
-        nursery.cancel_scope.cancel()
+        assert srv.connect_targets == [("127.0.0.1", http_server)]

@@ -515,3 +515,36 @@ async def test_dht_node_behind_the_proxy() -> None:
             assert PeerAddr("127.0.0.1", 9000) in found
             assert proxy.udp_from_client >= 3 and proxy.udp_to_client >= 3
             assert all(d == ("127.0.0.1", direct.port) for d in proxy.udp_destinations)
+
+
+def _has_ipv6_loopback() -> bool:
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as s:
+            s.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _has_ipv6_loopback(), reason="no IPv6 loopback")
+async def test_udp_through_an_ipv6_proxy_to_an_ipv6_target() -> None:
+    with trio.fail_after(10):
+        async with open_socks5_proxy("u", "p", host="::1") as proxy:
+            assert proxy.url.startswith("socks5://u:p@[::1]:")
+            with trio.socket.socket(trio.socket.AF_INET6, trio.socket.SOCK_DGRAM) as echo:
+                await echo.bind(("::1", 0))
+                target = (str(echo.getsockname()[0]), int(echo.getsockname()[1]))
+                sources: list[SocketAddress] = []
+                got = Collector()
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(_echo, echo, sources)
+                    cfg = ProxyConfig.parse(proxy.url)
+                    async with open_socks5_udp_endpoint(cfg, handler=got) as ep:
+                        assert ep.association.relay == proxy.relay_addresses[0]
+                        await ep.sendto(b"six", target)
+                        await got.wait(1)
+                    nursery.cancel_scope.cancel()
+                assert got.got == [(b"echo:six", target)]
+                assert [s[:2] for s in sources] == [proxy.relay_addresses[0]]

@@ -161,8 +161,21 @@ def test_rate_meter_window() -> None:
         m.add(1000, float(t))
     assert m.rate(9.0) == pytest.approx(1000, rel=0.25)
     assert m.rate(100.0) == 0.0
+    assert m.total == 10_000
     with pytest.raises(ValueError):
         RateMeter(window=1, resolution=2)
+
+
+def test_rate_meter_is_not_understated_while_the_window_fills() -> None:
+    m = RateMeter(window=5.0, resolution=0.5)
+    assert m.rate(0.0) == 0.0
+    m.add(1000, 10.0)
+    m.add(1000, 11.0)
+    # two seconds of data at ~1000 B/s: not 2000 / 5
+    assert m.rate(12.0) == pytest.approx(1000)
+    fresh = RateMeter(window=5.0, resolution=0.5)
+    fresh.add(1000, 10.0)
+    assert fresh.rate(10.0) == pytest.approx(2000)  # divided by one resolution step at least
 
 
 async def test_receive_batch_hands_out_good_messages_before_the_error() -> None:

@@ -38,6 +38,7 @@ from torrio.wire import (
     PeerConnection,
     PeerConnectionClosed,
     Piece,
+    RateMeter,
     Reject,
     Request,
     Suggest,
@@ -51,7 +52,6 @@ from torrio.wire import (
 
 from ._donthave import peer_lost
 from ._rate_limit import consume_all
-from ._rate_meter import RateMeter
 from ._status import PeerStatus
 
 if TYPE_CHECKING:

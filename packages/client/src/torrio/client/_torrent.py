@@ -20,7 +20,7 @@ from torrio.disk import StorageError as DiskStorageError
 from torrio.handshake import HandshakeResult, Reserved
 from torrio.metainfo import Torrent
 from torrio.select import Picker, PieceLayout
-from torrio.wire import UPLOAD_ONLY, Cancel, Have, UploadOnly, allowed_fast_set
+from torrio.wire import UPLOAD_ONLY, Cancel, Have, RateMeter, UploadOnly, allowed_fast_set
 
 from . import _events as ev
 from ._choker import ChokeCandidate, Choker
@@ -35,7 +35,6 @@ from ._peer_list import SOURCE_DHT, SOURCE_INCOMING, SOURCE_MANUAL, SOURCE_TRACK
 from ._pex_driver import PexDriver, keep_new_duplicate
 from ._piece_store import PieceStore
 from ._rate_limit import TokenBucket
-from ._rate_meter import RateMeter
 from ._share_mode_driver import ShareModeDriver
 from ._smart_ban import SmartBan
 from ._status import FileStatus, PeerStatus, TorrentStatus

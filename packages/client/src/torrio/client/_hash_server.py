@@ -18,17 +18,19 @@ one-second window; beyond that it gets rejects.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Hashable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, overload
 
 import attrs
 
 from torrio.metainfo import (
     BLOCK_SIZE,
-    MAX_HASH_REQUEST_LENGTH,
+    block_hashes,
+    check_hash_request,
     merkle_hashes,
     merkle_levels,
     merkle_uncle_count,
+    pad_hash,
     piece_layer_pad,
 )
 from torrio.wire import Hashes, HashReject, HashRequest
@@ -40,10 +42,15 @@ if TYPE_CHECKING:
 DEFAULT_MAX_REQUESTS_PER_SECOND = 64
 #: Hashes (base hashes plus uncles) one peer may take in a one-second window.
 DEFAULT_MAX_HASHES_PER_SECOND = 32768
+#: Bytes of piece data one peer may make us read (to hash blocks) in a one-second window.
+DEFAULT_MAX_READ_PER_SECOND = 8 << 20
+#: Bytes one block-layer request may make us read (at least one piece is always allowed).
+DEFAULT_MAX_READ_PER_REQUEST = 1 << 20
 #: Tree nodes kept in the cache (32 bytes each, so 2**21 is 64 MiB); the tree in use always fits.
 DEFAULT_CACHE_HASHES = 1 << 21
 
 _HASH = 32
+ZERO_HASH = bytes(_HASH)
 
 
 class _Row(Sequence[bytes]):
@@ -92,6 +99,8 @@ class HashServerStatistics:
     """Of ``rejected``: refused because the peer was over its budget."""
     trees_built: int
     cached_hashes: int
+    pieces_hashed: int
+    """Pieces read and hashed to answer block-layer requests."""
 
 
 @attrs.define
@@ -99,6 +108,22 @@ class _Budget:
     window: float
     requests: int = 0
     hashes: int = 0
+    read: int = 0
+
+
+@attrs.frozen
+class _File:
+    root: bytes
+    first_piece: int
+    """The torrent piece index where the file starts (v2 files are piece-aligned)."""
+    pieces: int
+    length: int
+    height: int
+    """Levels of the file's block tree above its 16 KiB leaves (the root is at this level)."""
+    sub: int
+    """Levels inside one piece: the piece layer's ``base`` (a file of one piece: ``height``)."""
+    layer: bytes | None
+    """The piece layer (None for a file of at most one piece)."""
 
 
 class HashServer:
@@ -110,26 +135,42 @@ class HashServer:
         *,
         max_requests_per_second: int = DEFAULT_MAX_REQUESTS_PER_SECOND,
         max_hashes_per_second: int = DEFAULT_MAX_HASHES_PER_SECOND,
+        max_read_per_second: int = DEFAULT_MAX_READ_PER_SECOND,
+        max_read_per_request: int = DEFAULT_MAX_READ_PER_REQUEST,
         cache_hashes: int = DEFAULT_CACHE_HASHES,
         max_peers: int = 1024,
     ) -> None:
-        self.piece_length = torrent.piece_length
-        self.piece_base = max(0, (torrent.piece_length // BLOCK_SIZE).bit_length() - 1)
+        pl = torrent.piece_length
+        self.piece_length = pl
+        self.piece_base = max(0, (pl // BLOCK_SIZE).bit_length() - 1)
         """``base_layer`` of the piece layer (log2 of 16 KiB blocks per piece)."""
         self.max_requests_per_second = max_requests_per_second
         self.max_hashes_per_second = max_hashes_per_second
+        self.max_read_per_second = max_read_per_second
+        self.max_read_per_request = max(max_read_per_request, pl)
         self.cache_hashes = cache_hashes
         self.max_peers = max_peers
-        self._layers: dict[bytes, bytes] = {}
+        self._files: dict[bytes, _File] = {}
         if torrent.has_v2:
             for f in torrent.files:
                 root = f.pieces_root
-                if root is None or f.length <= torrent.piece_length:
+                if root is None or f.length <= 0 or root in self._files:
+                    continue
+                blocks = -(-f.length // BLOCK_SIZE)
+                height = (blocks - 1).bit_length()
+                if f.length <= pl:
+                    self._files[root] = _File(
+                        root, f.offset // pl, 1, f.length, height, height, None
+                    )
                     continue
                 layer = torrent.piece_layers.get(root)
-                if layer is not None:
-                    self._layers[root] = layer
-        self._pad = piece_layer_pad(torrent.piece_length)
+                if layer is None:
+                    continue  # cannot prove anything for this file
+                pieces = -(-f.length // pl)
+                self._files[root] = _File(
+                    root, f.offset // pl, pieces, f.length, height, self.piece_base, layer
+                )
+        self._pad = piece_layer_pad(pl)
         self._trees: OrderedDict[bytes, list[_Row]] = OrderedDict()
         self._cached = 0
         self._budgets: dict[Hashable, _Budget] = {}
@@ -137,36 +178,44 @@ class HashServer:
         self._rejected = 0
         self._rate_limited = 0
         self._built = 0
+        self._pieces_hashed = 0
 
     @property
     def roots(self) -> frozenset[bytes]:
-        """The pieces roots whose layers this server can answer for."""
-        return frozenset(self._layers)
+        """The pieces roots this server can answer for (files with a piece layer, small files)."""
+        return frozenset(self._files)
 
-    def _tree(self, root: bytes) -> list[_Row]:
-        tree = self._trees.get(root)
+    def _tree(self, f: _File) -> list[_Row]:
+        """The levels from the piece layer up to the root (a small file: just the root)."""
+        if f.layer is None:
+            return [_Row(f.root)]
+        tree = self._trees.get(f.root)
         if tree is not None:
-            self._trees.move_to_end(root)
+            self._trees.move_to_end(f.root)
             return tree
-        layer = self._layers[root]
+        layer = f.layer
         leaves = [layer[i : i + _HASH] for i in range(0, len(layer), _HASH)]
         tree = [_Row(b"".join(level)) for level in merkle_levels(leaves, self._pad)]
         size = sum(len(r) for r in tree)
         while self._trees and self._cached + size > self.cache_hashes:
             _, old = self._trees.popitem(last=False)
             self._cached -= sum(len(r) for r in old)
-        self._trees[root] = tree
+        self._trees[f.root] = tree
         self._cached += size
         self._built += 1
         return tree
 
-    def _over_budget(self, peer: Hashable, cost: int, now: float) -> bool:
+    def _budget(self, peer: Hashable, now: float) -> _Budget:
         b = self._budgets.pop(peer, None)
         if b is None or now - b.window >= 1.0 or now < b.window:
             b = _Budget(now)
         self._budgets[peer] = b  # re-inserted: least recently active first
         while len(self._budgets) > self.max_peers:
             del self._budgets[next(iter(self._budgets))]
+        return b
+
+    def _over_budget(self, peer: Hashable, cost: int, now: float) -> bool:
+        b = self._budget(peer, now)
         b.requests += 1
         if (
             b.requests > self.max_requests_per_second
@@ -180,34 +229,136 @@ class HashServer:
         self._rejected += 1
         return HashReject(r.pieces_root, r.base_layer, r.index, r.length, r.proof_layers)
 
+    def _valid(self, r: HashRequest) -> _File | None:
+        f = self._files.get(r.pieces_root)
+        if f is None:
+            return None
+        try:
+            check_hash_request(f.height, r.base_layer, r.index, r.length, r.proof_layers)
+        except ValueError:
+            return None
+        return f
+
+    def pieces_needed(self, request: HashRequest) -> tuple[int, ...]:
+        """Torrent pieces whose data answers ``request`` (a layer below the piece layer).
+
+        Empty when no data is needed (the piece layer and above, a run wholly in the padding
+        past the file's end) or when the request is invalid or would read more than
+        ``max_read_per_request`` bytes (:meth:`respond` rejects it then).
+        """
+        f = self._valid(request)
+        if f is None or request.base_layer >= f.sub:
+            return ()
+        d = f.sub - request.base_layer
+        lo = request.index >> d
+        hi = min((request.index + request.length - 1) >> d, f.pieces - 1)
+        if (hi - lo + 1) * self.piece_length > self.max_read_per_request:
+            return ()
+        return tuple(f.first_piece + p for p in range(lo, hi + 1))
+
     def respond(
-        self, request: HashRequest, peer: Hashable | None = None, now: float = 0.0
+        self,
+        request: HashRequest,
+        peer: Hashable | None = None,
+        now: float = 0.0,
+        pieces: Mapping[int, bytes] | None = None,
     ) -> Hashes | HashReject:
         """``hashes`` answering ``request``, or ``hash reject``; never raises for any request.
 
         Pass ``peer`` (any hashable naming the connection) and ``now`` (seconds) to apply the
-        per-peer budget; ``peer=None`` is unlimited.
+        per-peer budget; ``peer=None`` is unlimited. Layers below the piece layer need the data
+        of :meth:`pieces_needed` in ``pieces`` (torrent piece index -> bytes); pieces missing,
+        or whose hashes do not match the piece layer, get a reject. :meth:`answer` does the
+        reading through a callback.
         """
         r = request
-        if r.pieces_root not in self._layers or r.length > MAX_HASH_REQUEST_LENGTH:
+        f = self._valid(r)
+        if f is None:
             return self._reject(r)
-        level = r.base_layer - self.piece_base
-        if level < 0:
-            return self._reject(r)
-        cost = r.length + merkle_uncle_count(r.length, min(r.proof_layers, 64))
+        cost = r.length + merkle_uncle_count(r.length, r.proof_layers)
         if peer is not None and self._over_budget(peer, cost, now):
             self._rate_limited += 1
             return self._reject(r)
-        try:
-            hashes = merkle_hashes(
-                self._tree(r.pieces_root), level, r.index, r.length, r.proof_layers
-            )
-        except ValueError:
-            return self._reject(r)
+        if r.base_layer >= f.sub:
+            tree = self._tree(f)
+            hashes = merkle_hashes(tree, r.base_layer - f.sub, r.index, r.length, r.proof_layers)
+        else:
+            found = self._block_hashes(f, r, pieces or {})
+            if found is None:
+                return self._reject(r)
+            hashes = found
         self._served += 1
         return Hashes(
             r.pieces_root, r.base_layer, r.index, r.length, r.proof_layers, b"".join(hashes)
         )
+
+    def _block_hashes(
+        self, f: _File, r: HashRequest, pieces: Mapping[int, bytes]
+    ) -> list[bytes] | None:
+        """The answer below the piece layer, from the pieces' data (None: data missing/bad)."""
+        need = self.pieces_needed(r)
+        d = f.sub - r.base_layer
+        if not need and (r.index >> d) < f.pieces:
+            return None  # over the read cap
+        tree = self._tree(f)
+        sub: dict[int, list[list[bytes]]] = {}
+        for tp in need:
+            p = tp - f.first_piece
+            data = pieces.get(tp)
+            size = min(self.piece_length, f.length - p * self.piece_length)
+            if data is None or len(data) < size:
+                return None
+            leaves = block_hashes(memoryview(data)[:size])
+            levels = merkle_levels(leaves + [ZERO_HASH] * ((1 << f.sub) - len(leaves)))
+            self._pieces_hashed += 1
+            if levels[-1][0] != tree[0][p]:
+                return None  # the data on disk no longer matches the piece layer
+            sub[p] = levels
+
+        def node(level: int, pos: int) -> bytes:
+            if level >= f.sub:
+                return tree[level - f.sub][pos]
+            p = pos >> (f.sub - level)
+            if p >= f.pieces:
+                return pad_hash(level)
+            return sub[p][level][pos & ((1 << (f.sub - level)) - 1)]
+
+        out = [node(r.base_layer, i) for i in range(r.index, r.index + r.length)]
+        shift = r.length.bit_length() - 1
+        out.extend(
+            node(r.base_layer + shift + i, (r.index >> (shift + i)) ^ 1)
+            for i in range(merkle_uncle_count(r.length, r.proof_layers))
+        )
+        return out
+
+    async def answer(
+        self,
+        request: HashRequest,
+        peer: Hashable | None,
+        now: float,
+        read_piece: Callable[[int], Awaitable[bytes | None]],
+    ) -> Hashes | HashReject:
+        """:meth:`respond`, reading the pieces a block-layer request needs with ``read_piece``.
+
+        ``read_piece(index)`` returns the torrent piece's bytes, or None if we do not have it.
+        Reads count against the peer's ``max_read_per_second`` budget.
+        """
+        need = self.pieces_needed(request)
+        pieces: dict[int, bytes] = {}
+        if need:
+            if peer is not None:
+                b = self._budget(peer, now)
+                cost = len(need) * self.piece_length
+                if b.read + cost > self.max_read_per_second:
+                    self._rate_limited += 1
+                    return self._reject(request)
+                b.read += cost
+            for p in need:
+                data = await read_piece(p)
+                if data is None:
+                    return self._reject(request)
+                pieces[p] = data
+        return self.respond(request, peer, now, pieces)
 
     def forget(self, peer: Hashable) -> None:
         """Drop ``peer``'s budget (it disconnected)."""
@@ -221,4 +372,5 @@ class HashServer:
             rate_limited=self._rate_limited,
             trees_built=self._built,
             cached_hashes=self._cached,
+            pieces_hashed=self._pieces_hashed,
         )

@@ -370,8 +370,12 @@ class Peer:
             await self.send(t.metadata_server.respond(ev, self))
         elif cls is HashRequest:
             assert isinstance(ev, HashRequest)
-            # BEP 52: MUST be answered with hashes or hash reject
-            await self.send(t.hash_server.respond(ev, self, trio.current_time()))
+            # BEP 52: MUST be answered with hashes or hash reject; block hashes are computed from
+            # pieces we have, read like an upload
+            reply = await t.hash_server.answer(
+                ev, self, trio.current_time(), lambda p: t.read_block(p, 0, t.piece_size(p))
+            )
+            await self.send(reply)
         # keep-alives, PORT, hashes, unknown and unsupported extension messages: nothing to do
 
     # -- downloading -------------------------------------------------------------------------

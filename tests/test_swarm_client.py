@@ -18,6 +18,7 @@ from torrio.client import (
 )
 from torrio.core import PeerAddr
 from torrio.disk import MemoryFileSystem
+from torrio.metainfo import Magnet
 from torrio.testing.client_swarm import (
     LOOP,
     drain,
@@ -213,4 +214,36 @@ async def test_peers_found_through_the_dht(tmp_path: Path) -> None:
                 await h.wait_finished()
                 reply = await wait_event(events, DhtReply)
                 assert isinstance(reply, DhtReply) and reply.error is None
+    assert tree_digest(tmp_path / "dl" / "payload") == tree_digest(tmp_path / "seed" / "payload")
+
+
+async def test_hybrid_torrent_is_announced_in_both_swarms(tmp_path: Path) -> None:
+    """A hybrid seed announces its v1 id and its truncated v2 id (libtorrent does the same), and a
+    peer that knows only the v2 swarm downloads from it through the tracker."""
+    from torrio.core import InfoHash
+    from torrio.tracker_server import TrackerConfig, open_tracker_server
+
+    with trio.fail_after(60):
+        async with open_tracker_server(
+            config=TrackerConfig(interval=2, min_interval=1), http_port=0, udp_port=0
+        ) as tracker:
+            t = make_torrent(
+                tmp_path / "seed", {"x.bin": 300_000, "y.bin": 70_000}, piece_length=16384,
+                trackers=(tracker.http_url,), version="hybrid",
+            )  # fmt: skip
+            ih = t.info_hash
+            assert ih.v1 is not None and ih.v2_truncated is not None
+            async with open_session(**LOOP) as seed, open_session(**LOOP) as dl:
+                sh = await seed.add_torrent(AddTorrent(source=t, save_path=tmp_path / "seed"))
+                await sh.wait_finished()
+                store = tracker.tracker.store
+                while True:
+                    counts = await store.scrape([ih.v1, ih.v2_truncated], now=trio.current_time())
+                    if all(c.complete == 1 for c in counts.values()) and len(counts) == 2:
+                        break
+                    await trio.sleep(0.05)
+                # a downloader that only joins the v2 swarm (a v2-only magnet of the same torrent)
+                m = Magnet(info_hash=InfoHash(v2=ih.v2), trackers=(tracker.http_url,))
+                h = await dl.add_torrent(AddTorrent(source=m, save_path=tmp_path / "dl"))
+                await h.wait_finished()
     assert tree_digest(tmp_path / "dl" / "payload") == tree_digest(tmp_path / "seed" / "payload")

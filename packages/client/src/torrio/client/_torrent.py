@@ -105,7 +105,7 @@ class TorrentRuntime:
         self._state_changed = trio.Event()
         self._tick_wake = trio.Event()
         self._connect_wake = trio.Event()
-        self._announcer: Any = None
+        self._announcers: list[Any] = []
         self._last_state = self.lifecycle.state
         self._done_bytes = 0
         self._connecting = 0
@@ -409,8 +409,8 @@ class TorrentRuntime:
         self.finished_event.set()
         self._set_state_event()
         self.session.requeue()
-        if self._announcer is not None:
-            self._announcer.completed()
+        for announcer in self._announcers:
+            announcer.completed()
         for p in list(self.peers):
             if p.am_interested:
                 p.update_interest()
@@ -639,21 +639,27 @@ class TorrentRuntime:
             left = max(0, self.wanted_length - self._done_bytes)
             return TransferStats(uploaded=self.up.total, downloaded=self.down.total, left=left)
 
-        announcer = Announcer(
-            self.session.trackers,
-            TrackerList(self._tracker_tiers()),
-            info_hash=self.info_hash.wire,
-            peer_id=self.session.peer_id.value,
-            port=self.session.port,
-            stats=stats,
-            results=send,
-        )
-        self._announcer = announcer
+        # a hybrid torrent is in two swarms: announce its v1 id and its truncated v2 id (as
+        # libtorrent does), each with its own tracker state; replies feed one peer list
+        announcers = [
+            Announcer(
+                self.session.trackers,
+                TrackerList(self._tracker_tiers()),
+                info_hash=wire_id,
+                peer_id=self.session.peer_id.value,
+                port=self.session.port,
+                stats=stats,
+                results=send,
+            )
+            for wire_id in self.announce_ids()
+        ]
+        self._announcers = announcers
         try:
             async with trio.open_nursery() as nursery:
-                await nursery.start(announcer.run)
-                if self.lifecycle.finished:
-                    announcer.completed()
+                for announcer in announcers:
+                    await nursery.start(announcer.run)
+                    if self.lifecycle.finished:
+                        announcer.completed()
                 async for result in recv:
                     now = trio.current_time()
                     if result.response is not None:
@@ -667,9 +673,16 @@ class TorrentRuntime:
                     elif result.error is not None:
                         self.publish(ev.TrackerError(self.info_hash, result.url, str(result.error)))
         finally:
-            self._announcer = None
+            self._announcers = []
             with trio.CancelScope(shield=True):
-                await announcer.stop(wait=2.0)
+                for announcer in announcers:
+                    await announcer.stop(wait=2.0)
+
+    def announce_ids(self) -> tuple[bytes, ...]:
+        """The 20-byte ids this torrent announces: v1, plus the truncated v2 id of a hybrid."""
+        if self.torrent.version == "hybrid":
+            return self.info_hash.wire_ids()
+        return (self.info_hash.wire,)
 
     async def _dht_loop(self) -> None:
         """Find peers through the DHT and announce ourselves (public torrents only, BEP 27)."""

@@ -1,15 +1,33 @@
-"""Proxies: SOCKS5 (with username/password), SOCKS4 and HTTP CONNECT for peer connections, and the
-``proxy=`` setting of httpx for HTTP trackers and web seeds.
+"""Proxies: SOCKS5 (with username/password), SOCKS4 and HTTP CONNECT for peer connections, the
+``proxy=`` setting of httpx for HTTP trackers and web seeds, and (in :mod:`._proxy_udp`) SOCKS5
+UDP ASSOCIATE for UDP trackers, the DHT and uTP.
 
 ``--proxy URL`` is parsed by :meth:`ProxyConfig.parse` (``socks5://user:pass@host:port``,
 ``socks5h://...`` to let the proxy resolve names, ``socks4://host:port``, ``http://host:port``).
+What goes through which kind of proxy:
+
+=============================  =====================  ==============  ==============
+traffic                        socks5 / socks5h       socks4          http
+=============================  =====================  ==============  ==============
+TCP peer connections           CONNECT                CONNECT         CONNECT
+HTTP(S) trackers, web seeds    httpx (socksio)        refused         httpx
+UDP trackers, DHT, uTP         UDP ASSOCIATE          no UDP at all   no UDP at all
+=============================  =====================  ==============  ==============
+
 :func:`open_proxied_stream` dials a peer through the proxy with python-socks' trio backend and
 returns a :class:`trio.SocketStream`, ready for :mod:`torrio.handshake`.
 :meth:`ProxyConfig.httpx_proxy` gives the URL for ``httpx.AsyncClient(proxy=...)`` (SOCKS URLs
-need httpx's ``socks`` extra, i.e. the ``socksio`` package).
+need httpx's ``socks`` extra, i.e. the ``socksio`` package). :attr:`ProxyConfig.supports_udp`
+says whether UDP can be proxied at all; when it cannot, a proxied session must send no UDP to
+remote hosts (skip ``udp://`` trackers, run no DHT and no uTP) rather than leak around the proxy.
+:class:`~._proxy_udp.Socks5UdpAssociation` carries UDP through a SOCKS5 proxy.
 
 Incoming connections cannot come through these proxies: a proxied session should not expect to be
-reachable (libtorrent behaves the same without SOCKS5 UDP/BIND support).
+reachable over TCP (libtorrent behaves the same without SOCKS5 BIND support). Over UDP, the
+relay does pass datagrams from anyone who learned its address (DHT queries, uTP SYNs).
+
+This module imports trio only inside :func:`open_proxied_stream`, so the sans-I/O SOCKS5 codec
+(:mod:`._socks5`) can use :class:`ProxyError` and :class:`ProxyConfig` without it.
 """
 
 from __future__ import annotations

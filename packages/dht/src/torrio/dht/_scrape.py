@@ -27,6 +27,8 @@ class ScrapeResult:
     """The remote nodes that answered with filters (or with a legacy peer list)."""
     local: bool = False
     """True when our own store contributed."""
+    found: tuple[ScrapeFound, ...] = ()
+    """Every answer, as received (each node's own filters, for diagnostics and tests)."""
 
     @property
     def seeds_estimate(self) -> float:
@@ -53,6 +55,7 @@ def merge_scrape(found: Iterable[ScrapeFound]) -> ScrapeResult:
     """OR together every node's filters. Peer lists from nodes that sent no filters (legacy
     answers) count as peers, except addresses already in some node's seed filter (BEP 33)."""
     seeds, peers = BloomFilter(), BloomFilter()
+    found = tuple(found)
     legacy: list[IPAddress] = []
     nodes: list[NodeInfo] = []
     local = False
@@ -69,4 +72,4 @@ def merge_scrape(found: Iterable[ScrapeFound]) -> ScrapeResult:
     for ip in legacy:
         if ip not in seeds:
             peers.add(ip)
-    return ScrapeResult(seeds, peers, tuple(nodes), local)
+    return ScrapeResult(seeds, peers, tuple(nodes), local, found)

@@ -1,18 +1,24 @@
-"""Answering BEP 52 hash requests from a v2 torrent's piece layers.
+"""Answering BEP 52 hash requests from a v2 torrent's piece layers and the pieces we have.
 
 A peer downloading a v2 torrent from a magnet link has the info dict (BEP 9) but not the piece
 layers, so it asks for them with ``hash request`` messages; BEP 52 says every request MUST be
-answered with ``hashes`` or ``hash reject``. :class:`HashServer` is the sans-I/O answerer: built
-from a :class:`torrio.metainfo.Torrent` that has its piece layers, it serves any layer at or
-above the piece layer (the piece layer itself, and the levels above it up to below the file's
-``pieces root``) with the uncle hashes the request asks for. Per-file trees are built on first use
-(one SHA-256 per node) and kept in a cache bounded by a number of hashes.
+answered with ``hashes`` or ``hash reject``. :class:`HashServer` is the sans-I/O answerer, built
+from a :class:`torrio.metainfo.Torrent` that has its piece layers:
 
-Not served (rejected): layers below the piece layer (``base`` 0, the 16 KiB block hashes: they
-would need the piece read from disk and hashed), files of at most one piece (they have no piece
-layer), unknown roots, and anything :func:`torrio.metainfo.check_hash_request` refuses. A peer is
-limited to ``max_requests_per_second`` requests and ``max_hashes_per_second`` hashes in each
-one-second window; beyond that it gets rejects.
+* the piece layer and the levels above it (below the file's ``pieces root``) come from the
+  layer alone: the file's tree above it is built on first use (one SHA-256 per node) and kept in
+  a cache bounded by a number of hashes;
+* levels below the piece layer (``base`` 0 is the 16 KiB block hashes) need the data:
+  :meth:`HashServer.pieces_needed` names the pieces, and :meth:`HashServer.respond` hashes them
+  (each must hash to its piece-layer entry, else the request is rejected). The async
+  :meth:`HashServer.answer` reads them through a callback (the session passes its piece reader,
+  which only returns pieces we have). Files of at most one piece have no piece layer; their
+  whole tree is inside one piece and is served the same way.
+
+Unknown roots and anything :func:`torrio.metainfo.check_hash_request` refuses are rejected. A
+peer is limited per one-second window to ``max_requests_per_second`` requests,
+``max_hashes_per_second`` hashes and ``max_read_per_second`` bytes read; beyond that it gets
+rejects. One request may read at most ``max_read_per_request`` bytes (at least one piece).
 """
 
 from __future__ import annotations

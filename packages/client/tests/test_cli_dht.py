@@ -54,6 +54,15 @@ async def test_announce_get_peers_put_get(tmp_path: Path) -> None:
             p async for p in nodes[1].get_peers(key_for("cli room"))
         ]
 
+        # BEP 33: a seed from a second loopback address, and the 127.0.0.1 peer from above
+        seed_boot = ["--host", "127.0.0.2", "--bootstrap", f"127.0.0.1:{nodes[0].port}"]
+        r = await _torrio("announce", "--text", "cli room", "--port", "7778", "--seed", *seed_boot)
+        assert r.returncode == 0, r.stderr
+        r = await _torrio("scrape", "--text", "cli room", "--json", *boot)
+        assert r.returncode == 0, r.stderr
+        doc = json.loads(r.stdout)
+        assert (doc["seeds"], doc["peers"]) == (1, 1) and doc["nodes"] >= 1
+
         r = await _torrio("put", "hello dht", *boot)
         assert r.returncode == 0, r.stderr
         target = r.stdout.decode().strip()

@@ -1,4 +1,5 @@
-"""``torrio dht run | get-peers | announce | put | get``: a DHT node and one-shot DHT operations.
+"""``torrio dht run | get-peers | announce | scrape | put | get``: a DHT node and one-shot DHT
+operations.
 
 Every subcommand is a thin layer over :mod:`torrio.dht` (``open_node`` and the node's methods).
 """
@@ -16,7 +17,15 @@ import trio
 
 from torrio.bencode import BencodeError, decode
 from torrio.core import NodeId
-from torrio.dht import DEFAULT_BOOTSTRAP, DhtConfig, Node, SigningKey, key_for, open_node
+from torrio.dht import (
+    DEFAULT_BOOTSTRAP,
+    DhtConfig,
+    Node,
+    ScrapeResult,
+    SigningKey,
+    key_for,
+    open_node,
+)
 
 from ._cli import CommandError, common_options
 
@@ -28,7 +37,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         parents=[common_options()],
         help="run a Mainline DHT node, or find/announce peers and store/fetch items in the DHT",
         description=(
-            "The BitTorrent Mainline DHT (BEP 5, 32, 42, 43, 44, 51). Keys are 40-hex info-hashes, "
+            "The BitTorrent Mainline DHT (BEP 5, 32, 33, 42, 43, 44, 51). Keys are 40-hex info-hashes, "
             "or --text WORDS for the SHA-1 of any name (a chat room, a service): no torrent needed."
         ),
     )
@@ -86,8 +95,21 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=None,
         help="the port to announce (default: the port the DHT sees us on, BEP 5 implied_port)",
     )
+    an.add_argument(
+        "--seed", action="store_true", help="announce as a seed (BEP 33: counted by scrape)"
+    )
     node_opts(an, 0, "--dht-port")
     an.set_defaults(handler=_handle_announce)
+
+    sc = sub.add_parser(
+        "scrape",
+        parents=[common_options()],
+        help="estimate the seeds and peers announced for KEY (BEP 33)",
+    )
+    sc.add_argument("key", metavar="KEY", nargs="?", help="40-hex info-hash")
+    sc.add_argument("--text", metavar="WORDS", help="use the SHA-1 of WORDS as the key")
+    node_opts(sc, 0)
+    sc.set_defaults(handler=_handle_scrape)
 
     put = sub.add_parser("put", parents=[common_options()], help="store VALUE (BEP 44)")
     put.add_argument("value", metavar="VALUE", help="a string to store (at most ~990 bytes)")
@@ -260,7 +282,7 @@ def _handle_announce(args: argparse.Namespace) -> int:
     port = args.announce_port
 
     async def work(node: Node) -> int:
-        return await node.announce(key, port)
+        return await node.announce(key, port, seed=args.seed)
 
     stored = _run(args, work)
     if args.json:
@@ -269,6 +291,28 @@ def _handle_announce(args: argparse.Namespace) -> int:
         print(f"announced {key.hex()} to {stored} nodes")
     if not stored:
         raise CommandError("no DHT node accepted the announce")
+    return 0
+
+
+def _handle_scrape(args: argparse.Namespace) -> int:
+    key = _key_arg(args)
+
+    async def work(node: Node) -> ScrapeResult:
+        return await node.scrape_filters(key)
+
+    r = _run(args, work)
+    if args.json:
+        doc = {
+            "key": key.hex(),
+            "seeds": r.seeds,
+            "peers": r.peers,
+            "seeds_estimate": round(r.seeds_estimate, 2),
+            "peers_estimate": round(r.peers_estimate, 2),
+            "nodes": len(r.nodes),
+        }
+        print(json.dumps(doc))
+    else:
+        print(f"{key.hex()}: ~{r.seeds} seeds, ~{r.peers} peers ({len(r.nodes)} nodes answered)")
     return 0
 
 

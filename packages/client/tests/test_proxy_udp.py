@@ -548,3 +548,47 @@ async def test_udp_through_an_ipv6_proxy_to_an_ipv6_target() -> None:
                     nursery.cancel_scope.cancel()
                 assert got.got == [(b"echo:six", target)]
                 assert [s[:2] for s in sources] == [proxy.relay_addresses[0]]
+
+
+# -- a uTP stream through the proxy --------------------------------------------------------------
+
+
+async def test_utp_stream_through_the_proxy() -> None:
+    from torrio.utp import open_utp_socket
+
+    payload = bytes(range(256)) * 800  # 200 KiB: many datagrams, acks and window updates
+    with trio.fail_after(20):
+        async with (
+            open_socks5_proxy("u", "p") as proxy,
+            open_utp_socket(("127.0.0.1", 0)) as server,
+            open_socks5_udp_endpoint(ProxyConfig.parse(proxy.url), host="127.0.0.1") as ep,
+            open_utp_socket(endpoint=ep) as client,
+            trio.open_nursery() as nursery,
+        ):
+            ep.set_handler(client)
+            server_addr = server.local_address
+            assert server_addr is not None
+            received = bytearray()
+            accepted: list[SocketAddress] = []
+
+            async def serve_one() -> None:
+                async for stream in server.accept():
+                    accepted.append(stream.remote_address)
+                    while len(received) < len(payload):
+                        received.extend(await stream.receive_some(65536))
+                    await stream.send_all(b"got it")
+                    return
+
+            nursery.start_soon(serve_one)
+            stream = await client.connect(server_addr)
+            await stream.send_all(payload)
+            reply = b""
+            while len(reply) < 6:
+                reply += await stream.receive_some(64)
+            assert reply == b"got it" and bytes(received) == payload
+            # the server's peer is the relay, never our own socket
+            assert accepted == [proxy.relay_addresses[0]]
+            assert set(proxy.udp_destinations) == {server_addr}
+            assert proxy.udp_from_client > 100 and proxy.udp_to_client > 10
+            assert ep.association.statistics().dropped_foreign == 0
+            nursery.cancel_scope.cancel()

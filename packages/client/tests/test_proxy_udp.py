@@ -592,3 +592,20 @@ async def test_utp_stream_through_the_proxy() -> None:
             assert proxy.udp_from_client > 100 and proxy.udp_to_client > 10
             assert ep.association.statistics().dropped_foreign == 0
             nursery.cancel_scope.cancel()
+
+
+async def test_drop_closes_the_control_connection_and_reassociates() -> None:
+    with trio.fail_after(10):
+        async with (
+            open_socks5_proxy() as proxy,
+            open_socks5_udp_association(ProxyConfig.parse(proxy.url), retry_initial=0.01) as assoc,
+        ):
+            first = await _next_event(assoc)
+            assert isinstance(first, Associated) and proxy.open_associations == 1
+            await assoc.drop()
+            lost = await _next_event(assoc)
+            assert isinstance(lost, AssociationLost) and "dropped on request" in str(lost.error)
+            again = await _next_event(assoc)
+            assert isinstance(again, Associated) and again.relay == await assoc.wait_associated()
+            assert proxy.associations == 2
+            assert assoc.statistics().associations == 2

@@ -360,6 +360,10 @@ class Socks5UdpAssociation:
         try:
             while await stream.receive_some(4096):
                 pass
+        except trio.ClosedResourceError:  # drop() closed it
+            return ProxyError(
+                "the UDP association was dropped on request", proxy=self.proxy.redacted()
+            )
         except (OSError, trio.BrokenResourceError) as exc:
             return ProxyError(
                 f"the UDP association's control connection failed: {exc}",

@@ -12,6 +12,7 @@ from torrio.client._dht_source import (
     FAST_INTERVAL,
     RETRY_INTERVAL,
     DhtPeerSource,
+    DhtRound,
     next_round_in,
 )
 from torrio.client._udp_mux import open_udp_mux, open_udp_stack
@@ -161,6 +162,37 @@ async def test_bounded_channel_and_per_round_cap(autojump_clock: trio.testing.Mo
         )
         await src2.run_round()
         assert len(capped) == 3 and src2.statistics().peers_dropped == 3
+        nursery.cancel_scope.cancel()
+
+
+async def test_every_round_is_reported(autojump_clock: trio.testing.MockClock) -> None:
+    """on_round gets the peers handed on, whether a node took part, and the last error."""
+    async with open_fake_network(seed=7) as net, trio.open_nursery() as nursery:
+        sim = await build_dht(net, nursery, 12, seed=7)
+        await DhtPeerSource(sim.nodes[0], V1, lambda p: None, port=7000).run_round()
+        rounds: list[DhtRound] = []
+        src = DhtPeerSource(sim.nodes[-1], V1, lambda p: None, port=7001, on_round=rounds.append)
+        assert await src.run_round()
+        assert rounds == [DhtRound(peers=1, reached=True, error=None)]
+        lone = await _lone_node(nursery)
+        src = DhtPeerSource(lone, V1, lambda p: None, port=7002, on_round=rounds.append)
+        assert not await src.run_round()
+        assert rounds[-1] == DhtRound(peers=0, reached=False, error=None)
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_timed_out_lookup_is_the_rounds_error(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with open_fake_network(seed=8, delay=5.0) as net, trio.open_nursery() as nursery:
+        sim = await build_dht(net, nursery, 8, seed=8)
+        rounds: list[DhtRound] = []
+        src = DhtPeerSource(
+            sim.nodes[0], V1, lambda p: None, port=7000, lookup_timeout=1.0, on_round=rounds.append
+        )
+        await src.run_round()
+        assert len(rounds) == 1 and rounds[0].error == "announce timed out"
+        assert src.statistics().errors == 2  # get_peers and announce both timed out
         nursery.cancel_scope.cancel()
 
 

@@ -234,3 +234,12 @@ def test_peer_address_of_an_unknown_stream_is_none() -> None:
     assert peer_address(Other()) is None
     assert stream_kind(Other()) == "tcp"
     assert Dialed(Other(), "tcp", PeerAddr("127.0.0.1", 1)).kind == "tcp"
+
+
+def test_incoming_streams_are_counted_per_transport() -> None:
+    transport = Transport("tcp")
+    transport.note_incoming("utp")
+    transport.note_incoming("tcp")
+    transport.note_incoming("tcp")
+    s = transport.statistics()
+    assert (s.tcp_incoming, s.utp_incoming) == (2, 1)

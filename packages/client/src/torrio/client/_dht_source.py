@@ -9,6 +9,9 @@ every 20-byte wire id of the torrent (v1, and the v2 digest truncated to 20 byte
 announces our listen port for each id (``implied_port`` when the DHT shares the peer port's UDP
 socket, so NATed peers are reachable at the port the DHT saw).
 
+After each round the optional ``on_round`` callback gets a :class:`DhtRound` (peers handed on,
+whether any node took part, the last error), which the session turns into ``DhtReply`` events.
+
 Private torrents (BEP 27) never touch the DHT: :meth:`DhtPeerSource.run` returns at once.
 """
 
@@ -37,6 +40,18 @@ MAX_PEERS_PER_ROUND: Final = 500
 
 PeerSink = Callable[[PeerAddr], None] | trio.MemorySendChannel[PeerAddr]
 """Where discovered peers go: a non-blocking callback, or a bounded channel (full: dropped)."""
+
+
+@attrs.frozen
+class DhtRound:
+    """How one round of a :class:`DhtPeerSource` went (handed to its ``on_round`` callback)."""
+
+    peers: int
+    """Distinct peers handed to the sink this round."""
+    reached: bool
+    """Whether any DHT node took part (False: the next round comes after ``retry_interval``)."""
+    error: str | None
+    """The last lookup error or timeout of the round, if any."""
 
 
 @attrs.frozen
@@ -70,6 +85,7 @@ class DhtPeerSource:
     ``port`` is our listen port, announced explicitly unless ``implied_port``. ``wants_peers``
     (called before each round) says whether to look up peers and to use the faster interval;
     ``announce`` False looks up without announcing (e.g. a session that accepts no connections).
+    ``on_round`` (non-blocking) is called with a :class:`DhtRound` after every round.
     """
 
     def __init__(
@@ -88,6 +104,7 @@ class DhtPeerSource:
         retry_interval: float = RETRY_INTERVAL,
         lookup_timeout: float = LOOKUP_TIMEOUT,
         max_peers_per_round: int = MAX_PEERS_PER_ROUND,
+        on_round: Callable[[DhtRound], None] | None = None,
     ) -> None:
         self.nodes: tuple[Node, ...] = (
             (node,) if isinstance(node, Node) else tuple(n for n in node if n is not None)
@@ -105,6 +122,9 @@ class DhtPeerSource:
         self.retry_interval = retry_interval
         self.lookup_timeout = lookup_timeout
         self.max_peers_per_round = max_peers_per_round
+        self.on_round = on_round
+        self._round_found = 0
+        self._round_error: str | None = None
         self._wake = trio.Event()
         self._next: float | None = None
         self._rounds = self._lookups = self._announces = self._stored = 0
@@ -153,6 +173,8 @@ class DhtPeerSource:
         if not self.enabled:
             return False
         self._rounds += 1
+        self._round_found = 0
+        self._round_error = None
         reached = False
         if self.wants_peers():
             seen: set[PeerAddr] = set()
@@ -166,15 +188,21 @@ class DhtPeerSource:
                 with trio.move_on_after(self.lookup_timeout) as scope:
                     try:
                         stored = await node.announce(wid, port)
-                    except DhtError:
-                        self._errors += 1
+                    except DhtError as exc:
+                        self._failed(f"announce: {exc}")
                         continue
                 if scope.cancelled_caught:
-                    self._errors += 1
+                    self._failed("announce timed out")
                     continue
                 self._stored += stored
                 reached |= stored > 0
+        if self.on_round is not None:
+            self.on_round(DhtRound(self._round_found, reached, self._round_error))
         return reached
+
+    def _failed(self, message: str) -> None:
+        self._errors += 1
+        self._round_error = message
 
     async def _get_peers(self, node: Node, wid: bytes, seen: set[PeerAddr]) -> bool:
         self._lookups += 1
@@ -189,14 +217,14 @@ class DhtPeerSource:
                         continue
                     seen.add(peer)
                     self._deliver(peer)
-        except DhtError:
-            self._errors += 1
+        except DhtError as exc:
+            self._failed(f"get_peers: {exc}")
             return False
         finally:
             with trio.CancelScope(shield=True):
                 await stream.aclose()
         if scope.cancelled_caught:
-            self._errors += 1
+            self._failed("get_peers timed out")
         done = stream.done
         return bool(seen) or (done is not None and len(done.nodes) > 0)
 
@@ -211,6 +239,7 @@ class DhtPeerSource:
         else:
             sink(peer)
         self._found += 1
+        self._round_found += 1
 
 
 def next_round_in(source: DhtPeerSource) -> float:

@@ -3,12 +3,20 @@
 ``async with open_session(listen_port=6881) as session`` starts the TCP listener and runs every
 torrent's tasks in the session's nursery; leaving the block saves fast-resume data of every torrent
 and closes everything.
+
+Beside the TCP listener(s) the session opens one UDP port with the same number
+(:func:`torrio.client._udp_mux.open_udp_stack`): IPv4, and IPv6 too when it listens on an IPv6 or
+dual (``::``) host, shared by UDP trackers, uTP and the DHT. Outgoing connections follow the
+``transport`` setting through :class:`torrio.client._transport.Transport` (``both``: uTP first,
+TCP when uTP fails or does not answer); incoming ones are accepted over TCP and, unless the
+transport is ``tcp``, over uTP.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from functools import partial
 from typing import Any
 
 import attrs
@@ -24,7 +32,7 @@ from torrio.handshake import (
     HandshakeResult,
     Reserved,
 )
-from torrio.utp import UtpSocket, open_utp_socket
+from torrio.utp import UtpSocket
 
 from . import _events as ev
 from ._errors import ClientError
@@ -40,7 +48,8 @@ from ._rate_limit import TokenBucket
 from ._source import load_torrent
 from ._status import SessionStatus
 from ._torrent import TorrentRuntime
-from ._udp import SharedUdpSocket
+from ._transport import UTP_TIMEOUT, Transport, TransportStatistics, serve_incoming, stream_kind
+from ._udp_mux import UdpMux, UdpMuxStatistics, UdpStack, open_udp_stack
 
 RESERVED = (DEFAULT_RESERVED & ~Reserved.DHT) | Reserved.FAST | Reserved.EXTENSION_PROTOCOL
 
@@ -55,9 +64,10 @@ class Session:
         trackers: Any,
         disk: DiskManager,
         *,
-        udp: SharedUdpSocket | None = None,
+        udp: UdpMux | None = None,
         utp: UtpSocket | None = None,
         dht: Any = None,
+        dht6: Any = None,
         net: NetPolicy | None = None,
     ) -> None:
         self.settings = settings
@@ -67,9 +77,26 @@ class Session:
         self.trackers = trackers
         self.disk = disk
         self.udp = udp
+        """The shared UDP mux (:class:`torrio.client._udp_mux.UdpMux`; its ``statistics()``)."""
         self.utp = utp
+        """The uTP socket on the shared port (None when the transport is ``tcp``)."""
         self.dht = dht
-        """The torrio-dht ``Node`` when the DHT is on (``settings.dht``), else None."""
+        """A torrio-dht ``Node`` when the DHT is on (``settings.dht``), else None: the IPv4 one,
+        or the IPv6 one for a session listening on IPv6 only."""
+        self.dht6 = dht6
+        """The IPv6 DHT node (a session listening on an IPv6 or dual host), else None."""
+        mode = settings.transport
+        if self.net.proxy is not None or utp is None:
+            mode = "tcp"  # peers are dialed through the proxy (TCP only), never over uTP
+        self.transport = Transport(
+            mode,
+            utp=utp,
+            connect_timeout=settings.connect_timeout,
+            utp_timeout=min(UTP_TIMEOUT, settings.connect_timeout),
+            tcp_connect=self.net.open_stream,
+        )
+        """How peers are dialed and accepted (``transport.statistics()``: uTP/TCP attempts,
+        fallbacks and incoming connections per transport)."""
         self.peer_id = PeerId.generate(settings.peer_id_prefix)
         self.hub = EventHub(settings.event_buffer)
         self.handshaker = Handshaker(
@@ -92,6 +119,19 @@ class Session:
         """The running ``LsdService`` when ``settings.lsd`` is on (and multicast works), else None."""
 
     # -- public API -----------------------------------------------------------------------
+
+    @property
+    def dht_nodes(self) -> tuple[Any, ...]:
+        """The running DHT nodes (IPv4 and/or IPv6; empty when the DHT is off)."""
+        return tuple(n for n in dict.fromkeys((self.dht, self.dht6)) if n is not None)
+
+    def udp_statistics(self) -> UdpMuxStatistics | None:
+        """Counters of the shared UDP port (datagrams per consumer, drops, buffer sizes)."""
+        return None if self.udp is None else self.udp.statistics()
+
+    def transport_statistics(self) -> TransportStatistics:
+        """Counters of outgoing dials (uTP/TCP, fallbacks) and incoming streams per transport."""
+        return self.transport.statistics()
 
     def events(self) -> EventStream:
         """A stream of every event from now on (create it before the actions you watch)."""
@@ -303,26 +343,21 @@ class Session:
                 rt.set_queued(ih not in active)
 
     async def dial(self, addr: PeerAddr, rt: TorrentRuntime) -> HandshakeResult:
-        """Connect to ``addr`` (TCP, or uTP when the transport says so) and handshake for ``rt``."""
+        """Connect to ``addr`` by the transport rule (``tcp``, ``utp``, or ``both``: uTP first,
+        then TCP) and handshake for ``rt``. With a proxy: TCP through it only."""
         if self.net.blocked(addr):
             raise ClientError(f"{addr} is blocked by the IP filter")
         async with self._half_open:
-            use_utp = (
-                self.settings.transport == "utp" and self.utp is not None and self.net.proxy is None
-            )
+            dialed = await self.transport.connect(addr)
+            _tune(dialed.stream)
 
-            async def connect() -> trio.abc.Stream:
-                with trio.fail_after(self.settings.connect_timeout):
-                    if use_utp:
-                        assert self.utp is not None
-                        utp_stream: trio.abc.Stream = await self.utp.connect(addr.as_tuple())
-                        return utp_stream
-                    return await self.net.open_stream(addr)
+            async def reconnect() -> trio.abc.Stream:
+                stream = await self.transport.redial(dialed)
+                _tune(stream)
+                return stream
 
-            stream = await connect()
-            _tune(stream)
             return await self.handshaker.initiate(
-                stream, rt.info_hash, peer=addr, reconnect=connect
+                dialed.stream, rt.info_hash, peer=addr, reconnect=reconnect
             )
 
     async def _handle_incoming(self, stream: trio.abc.Stream) -> None:
@@ -377,23 +412,22 @@ class Session:
     async def _start(self, listeners: list[trio.SocketListener], port: int) -> None:
         self._listeners = listeners
         self.port = port
-
-        async def serve(
-            *, task_status: trio.TaskStatus[list[trio.SocketListener]] = trio.TASK_STATUS_IGNORED
-        ) -> None:
-            await trio.serve_listeners(
-                self._handle_incoming,
+        await self._nursery.start(
+            partial(
+                serve_incoming,
+                self._accepted,
                 listeners,
+                self.utp,
                 handler_nursery=self._nursery,
-                task_status=task_status,
             )
-
-        await self._nursery.start(serve)
-        if self.utp is not None:
-            self._nursery.start_soon(self.utp.serve, self._handle_incoming)
+        )
         self._nursery.start_soon(self._stats_loop)
         if self.settings.lsd:
             await self._nursery.start(run_lsd, self)
+
+    async def _accepted(self, stream: trio.abc.Stream) -> None:
+        self.transport.note_incoming(stream_kind(stream))
+        await self._handle_incoming(stream)
 
     async def _stats_loop(self) -> None:
         interval = self.settings.stats_interval
@@ -435,6 +469,32 @@ async def _proxied_tracker_http(net: NetPolicy, settings: SessionSettings) -> As
         yield HttpTrackerClient(allow_local=settings.tracker_allow_local, client=client)
 
 
+def _udp_hosts(listen_host: str) -> tuple[str, str | None]:
+    """``(host, host6)`` of the UDP mux for a listen host: ``::`` is dual-stack (IPv4 and IPv6 on
+    one port number), another IPv6 literal is IPv6 only, anything else IPv4 only."""
+    if listen_host == "::":
+        return "0.0.0.0", "::"
+    return listen_host, None
+
+
+async def _open_listeners(settings: SessionSettings) -> list[trio.SocketListener]:
+    """The TCP listeners: on ``listen_host``, or for ``::`` on ``0.0.0.0`` and ``::`` with one port
+    number (a few tries when the port is picked by the OS and the IPv6 one is taken)."""
+    if settings.listen_host != "::":
+        return await trio.open_tcp_listeners(settings.listen_port, host=settings.listen_host)
+    for attempt in range(5):
+        v4 = await trio.open_tcp_listeners(settings.listen_port, host="0.0.0.0")
+        port = v4[0].socket.getsockname()[1]
+        try:
+            return v4 + await trio.open_tcp_listeners(port, host="::")
+        except OSError:
+            for listener in v4:
+                await listener.aclose()
+            if settings.listen_port != 0 or attempt == 4:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
 @contextlib.asynccontextmanager
 async def open_session(
     settings: SessionSettings | None = None, **overrides: Any
@@ -443,7 +503,8 @@ async def open_session(
 
     Keyword arguments override fields of :class:`SessionSettings` (``listen_port=0``,
     ``listen_host="127.0.0.1"``, ``encryption="require"``, ``resume_dir=...``, ...). The session
-    listens on one port number: TCP, and UDP for uTP, the DHT and UDP trackers (shared socket).
+    listens on one port number: TCP, and UDP for uTP, the DHT and UDP trackers (one shared
+    :class:`~torrio.client._udp_mux.UdpMux`, IPv4 and, for an IPv6 or ``::`` listen host, IPv6).
     """
     try:
         settings = attrs.evolve(settings or SessionSettings(), **overrides)
@@ -452,20 +513,32 @@ async def open_session(
     from torrio.tracker import open_tracker_client
 
     net = await load_net_policy(settings.ip_filter, settings.proxy)
-    listeners = await trio.open_tcp_listeners(settings.listen_port, host=settings.listen_host)
-    port = listeners[0].socket.getsockname()[1]
     try:
-        udp = await SharedUdpSocket.bind(settings.listen_host, port)
+        listeners = await _open_listeners(settings)
     except OSError as exc:
-        for listener in listeners:
-            await listener.aclose()
-        raise ClientError(f"cannot bind UDP port {port}: {exc}") from exc
+        raise ClientError(
+            f"cannot listen on {settings.listen_host}:{settings.listen_port}: {exc}"
+        ) from exc
+    port = listeners[0].socket.getsockname()[1]
+    host, host6 = _udp_hosts(settings.listen_host)
     try:
         async with contextlib.AsyncExitStack() as stack:
-            trackers = await stack.enter_async_context(
-                open_tracker_client(udp_endpoint=udp, allow_local=settings.tracker_allow_local)
+            udp: UdpStack = await stack.enter_async_context(
+                open_udp_stack(
+                    host,
+                    port,
+                    host6=host6,
+                    utp=settings.transport != "tcp",
+                    dht=settings.dht,
+                    dht_bootstrap=list(settings.dht_bootstrap),
+                    dht_state=settings.dht_state,
+                )
             )
-            udp.tracker = trackers.udp
+            trackers = await stack.enter_async_context(
+                open_tracker_client(udp_endpoint=udp.mux, allow_local=settings.tracker_allow_local)
+            )
+            if trackers.udp is not None:
+                udp.mux.register("tracker", trackers.udp)
             if net.proxy is not None:
                 trackers.http = await stack.enter_async_context(
                     _proxied_tracker_http(net, settings)
@@ -477,27 +550,18 @@ async def open_session(
                     threads=settings.disk_threads,
                 )
             )
-            utp: UtpSocket | None = None
-            if settings.transport in ("utp", "both"):
-                utp = await stack.enter_async_context(open_utp_socket(endpoint=udp))
-                udp.utp = utp
-            dht: Any = None
-            if settings.dht:
-                from torrio.dht import open_node
-
-                dht = await stack.enter_async_context(
-                    open_node(
-                        endpoint=udp,
-                        local_addr=udp.local_address,
-                        bootstrap=list(settings.dht_bootstrap),
-                        state=settings.dht_state,
-                        wait_joined=False,
-                    )
-                )
-                udp.dht = dht
             nursery = await stack.enter_async_context(trio.open_nursery())
-            await nursery.start(udp.run)
-            session = Session(settings, nursery, trackers, disk, udp=udp, utp=utp, dht=dht, net=net)
+            session = Session(
+                settings,
+                nursery,
+                trackers,
+                disk,
+                udp=udp.mux,
+                utp=udp.utp,
+                dht=udp.dht or udp.dht6,
+                dht6=udp.dht6,
+                net=net,
+            )
             await session._start(listeners, port)
             try:
                 yield session
@@ -506,7 +570,6 @@ async def open_session(
                     await session._shutdown()
                 nursery.cancel_scope.cancel()
     finally:
-        udp.close()
         for listener in listeners:
             with trio.CancelScope(shield=True):
                 await listener.aclose()

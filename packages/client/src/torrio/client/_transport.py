@@ -31,6 +31,9 @@ Kind = Literal["tcp", "utp"]
 TRANSPORTS: Final = ("tcp", "utp", "both")
 """The values of ``--transport``."""
 
+UTP_TIMEOUT: Final = 3.0
+"""Seconds a ``both``-mode uTP attempt gets before TCP is tried."""
+
 TcpConnect = Callable[[PeerAddr], Awaitable[trio.abc.Stream]]
 """Opens a TCP (or proxied) stream to a peer."""
 
@@ -66,6 +69,10 @@ class TransportStatistics:
     """``both`` mode: uTP failed and TCP was tried."""
     no_utp_known: int
     """Addresses remembered as having no uTP (bounded)."""
+    tcp_incoming: int = 0
+    """Incoming TCP streams (counted by whoever accepts them: :meth:`Transport.note_incoming`)."""
+    utp_incoming: int = 0
+    """Incoming uTP streams."""
 
 
 class Transport:
@@ -83,7 +90,7 @@ class Transport:
         *,
         utp: UtpSocket | None = None,
         connect_timeout: float = 10.0,
-        utp_timeout: float = 3.0,
+        utp_timeout: float = UTP_TIMEOUT,
         tcp_connect: TcpConnect | None = None,
         remember: int = 4096,
     ) -> None:
@@ -101,6 +108,7 @@ class Transport:
         self._utp_attempts = self._utp_connected = self._utp_failed = 0
         self._tcp_attempts = self._tcp_connected = self._tcp_failed = 0
         self._fallbacks = 0
+        self._incoming = {"tcp": 0, "utp": 0}
 
     @property
     def accepts_utp(self) -> bool:
@@ -129,6 +137,10 @@ class Transport:
             return await self._utp(dialed.addr, self.connect_timeout)
         return await self._tcp(dialed.addr)
 
+    def note_incoming(self, kind: Kind) -> None:
+        """Count one accepted incoming stream (shown in :meth:`statistics`)."""
+        self._incoming[kind] += 1
+
     def statistics(self) -> TransportStatistics:
         """A snapshot of the counters."""
         return TransportStatistics(
@@ -140,6 +152,8 @@ class Transport:
             self._tcp_failed,
             self._fallbacks,
             len(self._no_utp),
+            self._incoming["tcp"],
+            self._incoming["utp"],
         )
 
     def _forget_utp(self, addr: PeerAddr) -> None:

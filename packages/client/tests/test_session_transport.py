@@ -1,0 +1,138 @@
+"""The session on its shared UDP port: ``transport`` tcp|utp|both through the session, and a
+session bound on ``::1`` running uTP and the DHT over IPv6."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from torrio.client import AddTorrent, DhtReply, SessionSettings, open_session
+from torrio.client._session import _udp_hosts
+from torrio.core import PeerAddr
+
+from ._helpers import make_torrent, tree_digest
+
+LOOP: dict[str, Any] = {"listen_host": "127.0.0.1", "listen_port": 0, "reraise_errors": True}
+LOOP6: dict[str, Any] = {"listen_host": "::1", "listen_port": 0, "reraise_errors": True}
+
+
+async def _download(
+    tmp_path: Path, seed_opts: dict[str, Any], leech_opts: dict[str, Any], host: str = "127.0.0.1"
+) -> tuple[Any, Any]:
+    """Seed -> leech of a small torrent; returns both sessions' transport statistics."""
+    t = make_torrent(tmp_path / "seed", {"a.bin": 200_000, "b.bin": 55_555}, piece_length=16384)
+    with trio.fail_after(40):
+        async with open_session(**seed_opts) as seed, open_session(**leech_opts) as leech:
+            sh = await seed.add_torrent(AddTorrent(source=t, save_path=tmp_path / "seed"))
+            await sh.wait_finished()
+            lh = await leech.add_torrent(
+                AddTorrent(source=t, save_path=tmp_path / "dl", peers=[PeerAddr(host, seed.port)])
+            )
+            await lh.wait_finished()
+            seed_stats, leech_stats = seed.transport_statistics(), leech.transport_statistics()
+            udp = leech.udp_statistics()
+            assert udp is not None
+    assert tree_digest(tmp_path / "dl" / "payload") == tree_digest(tmp_path / "seed" / "payload")
+    return seed_stats, (leech_stats, udp)
+
+
+async def test_both_dials_utp_first_and_a_utp_peer_answers(tmp_path: Path) -> None:
+    seed, (leech, udp) = await _download(
+        tmp_path, {**LOOP, "transport": "utp"}, {**LOOP, "transport": "both"}
+    )
+    assert (leech.utp_attempts, leech.utp_connected, leech.tcp_attempts) == (1, 1, 0)
+    assert leech.fallbacks == 0
+    assert (seed.utp_incoming, seed.tcp_incoming) == (1, 0)
+    assert udp.utp > 0  # the payload came over the shared UDP port
+
+
+async def test_both_falls_back_to_tcp_for_a_tcp_only_peer(tmp_path: Path) -> None:
+    """The seed runs no uTP (transport tcp): the SYN goes unanswered, and after the uTP timeout
+    (capped by connect_timeout) the leech dials TCP and remembers the address has no uTP."""
+    seed, (leech, _) = await _download(
+        tmp_path,
+        {**LOOP, "transport": "tcp"},
+        {**LOOP, "transport": "both", "connect_timeout": 1.5},
+    )
+    assert leech.utp_connected == 0 and leech.utp_failed == 1
+    assert (leech.fallbacks, leech.tcp_connected, leech.no_utp_known) == (1, 1, 1)
+    assert (seed.tcp_incoming, seed.utp_incoming) == (1, 0)
+
+
+async def test_tcp_transport_never_opens_utp(tmp_path: Path) -> None:
+    seed, (leech, udp) = await _download(tmp_path, LOOP, LOOP)
+    assert (leech.utp_attempts, leech.tcp_connected) == (0, 1)
+    assert seed.tcp_incoming == 1
+    assert udp.utp == 0
+
+
+async def test_proxy_keeps_both_off_utp() -> None:
+    """With a proxy every outgoing connection is TCP through it (the proxy rule), so ``both``
+    dials TCP; uTP still accepts incoming streams."""
+    async with open_session(**LOOP, transport="both", proxy="socks5://127.0.0.1:9") as ses:
+        assert ses.transport.mode == "tcp"
+        assert ses.utp is not None
+
+
+async def test_session_on_ipv6_loopback_runs_utp_over_ipv6(tmp_path: Path) -> None:
+    seed, (leech, udp) = await _download(
+        tmp_path, {**LOOP6, "transport": "utp"}, {**LOOP6, "transport": "both"}, host="::1"
+    )
+    assert (leech.utp_connected, leech.tcp_attempts, seed.utp_incoming) == (1, 0, 1)
+    assert udp.utp > 0
+
+
+async def test_session_on_ipv6_loopback_finds_peers_through_an_ipv6_dht(tmp_path: Path) -> None:
+    """No tracker, no peer list: seed and downloader, both on ::1, meet through a DHT on ::1."""
+    from torrio.dht import open_node
+
+    t = make_torrent(tmp_path / "seed", 150_000, piece_length=16384)
+    with trio.fail_after(60):
+        async with open_node(host="::1", wait_joined=False) as boot:
+            dht: dict[str, Any] = {
+                "dht": True,
+                "dht_bootstrap": (("::1", boot.port),),
+                "dht_interval": 1.0,
+                "transport": "both",
+            }
+            async with open_session(**LOOP6, **dht) as seed, open_session(**LOOP6, **dht) as dl:
+                for ses in (seed, dl):
+                    assert ses.udp is not None and ses.udp.families == (6,)
+                    assert ses.dht6 is not None and ses.dht is ses.dht6
+                    assert ses.dht_nodes == (ses.dht6,)
+                sh = await seed.add_torrent(AddTorrent(source=t, save_path=tmp_path / "seed"))
+                await sh.wait_finished()
+                events = dl.events()
+                h = await dl.add_torrent(AddTorrent(source=t, save_path=tmp_path / "dl"))
+                found = 0
+                async for event in events:
+                    if isinstance(event, DhtReply) and event.info_hash == t.info_hash:
+                        assert event.error is None
+                        found += event.peers
+                        if found:
+                            break
+                await h.wait_finished()
+                udp = dl.udp_statistics()
+                assert udp is not None and udp.dht > 0
+                stats = dl.transport_statistics()
+                assert stats.utp_connected >= 1  # the DHT-found peer was dialed over uTP, on v6
+    assert tree_digest(tmp_path / "dl" / "payload") == tree_digest(tmp_path / "seed" / "payload")
+
+
+async def test_ipv4_session_has_one_family_and_one_dht_node() -> None:
+    async with open_session(**LOOP, dht=True) as ses:
+        assert ses.udp is not None and ses.udp.families == (4,)
+        assert ses.udp.port == ses.port
+        assert ses.dht is not None and ses.dht6 is None
+        assert ses.dht_nodes == (ses.dht,)
+    async with open_session(**LOOP) as ses:
+        assert ses.dht_nodes == ()
+
+
+def test_listen_host_picks_the_udp_families() -> None:
+    assert _udp_hosts("::") == ("0.0.0.0", "::")
+    assert _udp_hosts("::1") == ("::1", None)
+    assert _udp_hosts("127.0.0.1") == ("127.0.0.1", None)
+    assert _udp_hosts(SessionSettings().listen_host) == ("0.0.0.0", None)

@@ -43,21 +43,27 @@ LOOP: dict[str, Any] = {"listen_host": "127.0.0.1", "listen_port": 0, "reraise_e
 
 
 def _seeding(handle: Any) -> bool:
-    return bool(handle.status().is_seeding)
+    # in seed mode is_seeding holds before the resume check ends, and until then libtorrent
+    # drops incoming connections ("torrent is not ready to accept peers"): wait for the state
+    st = handle.status()
+    return bool(st.is_seeding) and st.state == st.states.seeding
 
 
 def _payload(tmp_path: Path) -> Path:
     return make_random_tree(tmp_path / "seed" / "payload", FILES, seed=52)
 
 
-@pytest.mark.parametrize("version", ["v2", "hybrid"])
-async def test_fetch_piece_layers_from_libtorrent_seeds(tmp_path: Path, version: str) -> None:
+@pytest.mark.parametrize(("version", "piece"), [("v2", PIECE), ("hybrid", PIECE), ("v2", 65536)])
+async def test_fetch_piece_layers_from_libtorrent_seeds(
+    tmp_path: Path, version: str, piece: int
+) -> None:
     root = _payload(tmp_path)
-    ref = Torrent.from_bytes(ltx.create_torrent(root, piece_size=PIECE, version=version))
+    ref = Torrent.from_bytes(ltx.create_torrent(root, piece_size=piece, version=version))
     assert len(ref.piece_layers) == 2
     bare = Torrent.from_info_bytes(ref.info_bytes)  # what a magnet download has
     fetcher: PieceLayerFetcher[int] = PieceLayerFetcher(bare, per_peer=2)
-    assert fetcher.statistics().chunks_total == 3
+    # 16 KiB pieces: big.bin's 700 hashes take two runs (512 + 256 padded), mid.bin one
+    assert fetcher.statistics().chunks_total == (3 if piece == PIECE else 2)
     v2 = ref.info_hash.v2
     assert v2 is not None
     async with (
@@ -82,9 +88,10 @@ async def test_fetch_piece_layers_from_libtorrent_seeds(tmp_path: Path, version:
     assert stats.banned == 0 and stats.bad_answers == 0 and stats.done
 
 
-async def test_libtorrent_downloads_v2_magnet_from_torrio_seed(tmp_path: Path) -> None:
+@pytest.mark.parametrize("piece", [PIECE, 65536])
+async def test_libtorrent_downloads_v2_magnet_from_torrio_seed(tmp_path: Path, piece: int) -> None:
     root = _payload(tmp_path)
-    t = Torrent.from_bytes(ltx.create_torrent(root, piece_size=PIECE, version="v2"))
+    t = Torrent.from_bytes(ltx.create_torrent(root, piece_size=piece, version="v2"))
     assert t.info_hash.v2 is not None and t.info_hash.v1 is None
     uri = f"magnet:?xt=urn:btmh:1220{t.info_hash.v2.hex()}&dn=payload"
     assert Magnet.parse(uri).info_hash == t.info_hash
@@ -105,5 +112,5 @@ async def test_libtorrent_downloads_v2_magnet_from_torrio_seed(tmp_path: Path) -
     for name in FILES:
         got = (tmp_path / "dl" / "payload" / name).read_bytes()
         assert got == (root / name).read_bytes(), name
-    # libtorrent could verify nothing without both layers: it fetched all three runs from us
-    assert served.served >= 3 and served.rate_limited == 0
+    # libtorrent could verify nothing without both layers: it fetched every run from us
+    assert served.served >= (3 if piece == PIECE else 2) and served.rate_limited == 0

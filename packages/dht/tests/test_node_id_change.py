@@ -122,6 +122,19 @@ def test_majority_vote_for_a_new_address_changes_the_id() -> None:
     assert node.node_id == new and node.statistics(4.0).node_id_changes == 1
 
 
+def test_flip_flopping_voters_change_the_id_at_most_once_per_interval() -> None:
+    node = DhtProtocol(NodeId(b"\x01" * 20), config=DhtConfig(min_id_change_interval=300.0))
+    voters = [PeerAddr(f"12.0.{i}.1", 6881) for i in range(8)]
+    _answer_pings(node, voters, "203.0.113.9", 1.0)
+    assert is_valid_node_id(node.node_id, "203.0.113.9")
+    _answer_pings(node, voters, "198.51.100.7", 100.0)  # everyone now says otherwise
+    assert is_valid_node_id(node.node_id, "203.0.113.9")  # too soon: no second re-keying
+    assert node.statistics(100.0).node_id_changes == 1
+    _answer_pings(node, voters[:1], "198.51.100.7", 301.0)  # the next vote after the pause
+    assert is_valid_node_id(node.node_id, "198.51.100.7")
+    assert node.statistics(301.0).node_id_changes == 2
+
+
 def test_local_addresses_and_disabled_updates_keep_the_id() -> None:
     for seen_as, cfg in (
         ("192.168.1.20", DhtConfig()),  # BEP 42 exempts local networks

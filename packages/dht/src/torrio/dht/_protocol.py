@@ -74,6 +74,9 @@ class DhtConfig:
     """How many distinct responders' ``ip`` reports (the most recent ones) the vote counts."""
     ip_votes_needed: int = 5
     """The fewest votes for an address before it may change our id."""
+    min_id_change_interval: float = 5 * 60.0
+    """Seconds between two BEP 42 id changes (voters that flip-flop cannot make us re-key our
+    tables over and over; the next vote after the pause settles it)."""
     republish_interval: float = 60 * 60.0
     """Seconds between re-puts of items kept alive (stored items expire after two hours)."""
     reannounce_interval: float = 15 * 60.0
@@ -248,6 +251,7 @@ class DhtProtocol:
         self._events: deque[Event] = deque()
         self._ip_votes: OrderedDict[IPAddress, int] = OrderedDict()
         self._voter = ExternalIpVoter(cfg.ip_vote_window, cfg.ip_votes_needed)
+        self._last_id_change: float | None = None
         self._kept_announces: dict[bytes, _Kept] = {}
         self._kept_items: dict[bytes, _Kept] = {}
         self._next_housekeeping = now + 60.0
@@ -401,12 +405,15 @@ class DhtProtocol:
             return
         self._voter.vote(voter, ip)
         winner = self._voter.winner()
+        last = self._last_id_change
         if (
             self.config.update_node_id
             and winner is not None
             and not is_exempt(winner)
             and not is_valid_node_id(self.node_id, winner)
+            and (last is None or now - last >= self.config.min_id_change_interval)
         ):
+            self._last_id_change = now
             self.change_node_id(node_id_for_ip(winner), now)
 
     @property

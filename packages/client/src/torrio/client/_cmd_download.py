@@ -31,6 +31,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="only fetch pieces connected peers want, to upload them again (never completes)",
     )
     p.add_argument(
+        "--share-ratio",
+        metavar="R",
+        type=_ratio,
+        default=3.0,
+        help="upload/download ratio --share-mode aims for (default: 3; lower fetches more)",
+    )
+    p.add_argument(
         "--resume-dir",
         metavar="DIR",
         default=None,
@@ -50,6 +57,16 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="write the torrent's metainfo to FILE (a magnet's, once its metadata is fetched)",
     )
     p.set_defaults(handler=_handle)
+
+
+def _ratio(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError("the share ratio must be a finite number > 0")
+    return value
 
 
 def _handle(args: argparse.Namespace) -> int:

@@ -125,6 +125,11 @@ class SessionSettings:
     """IPv4 multicast group and port (tests use another port). Loopback sessions multicast on lo."""
     lsd_min_gap: float = 60.0
     """Seconds between two LSD datagrams (BEP 14: at most one a minute; tests lower it)."""
+    share_mode_target: float = attrs.field(default=3.0)
+    """Upload/download ratio a share-mode torrent aims for (libtorrent's ``share_mode_target``,
+    ``torrio download --share-ratio R``): it starts a new piece only while ``downloaded`` stays
+    within ``uploaded / share_mode_target`` plus a couple of pieces of start-up credit. Must be
+    > 0; lower values let it fetch more per byte uploaded."""
     write_cache_bytes: int = 32 << 20
     read_cache_bytes: int = 32 << 20
     disk_threads: int = 4
@@ -144,6 +149,11 @@ class SessionSettings:
     def _check_transport(self, _attr: attrs.Attribute[str], value: str) -> None:
         if value not in ("tcp", "utp", "both"):
             raise ClientError("transport must be one of tcp, utp, both")
+
+    @share_mode_target.validator
+    def _check_share_mode_target(self, _attr: attrs.Attribute[float], value: float) -> None:
+        if not value > 0 or value == float("inf"):
+            raise ClientError("share_mode_target must be a finite number > 0")
 
     @encryption.validator
     def _check_encryption(self, _attr: attrs.Attribute[str], value: str) -> None:

@@ -30,7 +30,8 @@ import attrs
 
 from torrio.core import Bitfield
 
-#: Default upload/download ratio share mode aims for (libtorrent's share_mode_target is 3).
+#: Default upload/download ratio share mode aims for (libtorrent's share_mode_target is 3;
+#: sessions set it with ``SessionSettings.share_mode_target``).
 DEFAULT_TARGET_RATIO = 3.0
 #: Default pieces downloading at once.
 DEFAULT_MAX_IN_FLIGHT = 4

@@ -3,7 +3,8 @@
 On every tick of the torrent (and once before its peers connect) :class:`ShareMode` is asked which
 missing pieces are worth fetching, given each connected peer's pieces and upload-only flag and our
 byte counters; those pieces and the pieces already in progress get normal priority in the picker,
-every other piece priority 0. A share-mode torrent therefore never tries to complete: it fetches
+every other piece priority 0. The ratio target is the session's
+``SessionSettings.share_mode_target`` (``--share-ratio``). A share-mode torrent therefore never tries to complete: it fetches
 pieces held by few and wanted by many, within its upload/download ratio budget, and uploads them.
 """
 
@@ -26,7 +27,9 @@ class ShareModeDriver:
     def __init__(self, rt: TorrentRuntime) -> None:
         self._rt = rt
         self.policy: ShareMode | None = (
-            ShareMode(rt.torrent.piece_length) if rt.params.share_mode else None
+            ShareMode(rt.torrent.piece_length, target_ratio=rt.session.settings.share_mode_target)
+            if rt.params.share_mode
+            else None
         )
         self._last: list[int] | None = None
 

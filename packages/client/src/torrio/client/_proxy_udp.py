@@ -226,7 +226,7 @@ class Socks5UdpAssociation:
             self._dropped_malformed += 1
             return None
         self._received += 1
-        return payload, (_canonical(addr[0]), addr[1])
+        return payload, addr
 
     async def sendto(self, data: bytes, addr: SocketAddress) -> None:
         """Send ``data`` to ``addr`` through the relay from :attr:`endpoint`

@@ -99,6 +99,18 @@ def encode_address(host: str, port: int) -> bytes:
     return bytes([ATYP_DOMAIN, len(name)]) + name + _PORT.pack(port)
 
 
+@functools.lru_cache(maxsize=4096)
+def _v4_text(packed: bytes) -> str:
+    return "%d.%d.%d.%d" % tuple(packed)  # noqa: UP031 - the fastest spelling
+
+
+@functools.lru_cache(maxsize=1024)
+def _v6_text(packed: bytes) -> str:
+    ip = ipaddress.IPv6Address(packed)
+    mapped = ip.ipv4_mapped  # written as IPv6 by some relays: the IPv4 form, as sockets give it
+    return str(mapped) if mapped is not None else ip.compressed
+
+
 def decode_address(buf: bytes | bytearray | memoryview, offset: int) -> tuple[SocketAddress, int]:
     """Read ``ATYP ADDR PORT`` at ``offset``; returns the address and the offset after it."""
     end = len(buf)
@@ -109,13 +121,12 @@ def decode_address(buf: bytes | bytearray | memoryview, offset: int) -> tuple[So
         stop = offset + 7
         if stop > end:
             raise ProxyError("SOCKS5 IPv4 address truncated")
-        a, b, c, d = buf[offset + 1 : offset + 5]
-        host = f"{a}.{b}.{c}.{d}"
+        host = _v4_text(bytes(buf[offset + 1 : offset + 5]))
     elif atyp == ATYP_IPV6:
         stop = offset + 19
         if stop > end:
             raise ProxyError("SOCKS5 IPv6 address truncated")
-        host = ipaddress.IPv6Address(bytes(buf[offset + 1 : offset + 17])).compressed
+        host = _v6_text(bytes(buf[offset + 1 : offset + 17]))
     elif atyp == ATYP_DOMAIN:
         if offset + 1 >= end:
             raise ProxyError("SOCKS5 domain name truncated")

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from torrio.core import Bitfield, PeerAddr, TorrioError
+from torrio.core import Bitfield, PeerAddr
 from torrio.disk import DiskError, PieceVerified, StorageFailed
 from torrio.disk import StorageError as DiskStorageError
 from torrio.handshake import HandshakeResult, Reserved
@@ -24,6 +24,7 @@ from torrio.wire import UPLOAD_ONLY, Cancel, Have, RateMeter, UploadOnly, allowe
 
 from . import _events as ev
 from ._choker import ChokeCandidate, Choker
+from ._dht_source import ANNOUNCE_INTERVAL, RETRY_INTERVAL, DhtPeerSource, DhtRound
 from ._donthave import announce_lost
 from ._hash_server import HashServer
 from ._lifecycle import Lifecycle
@@ -106,6 +107,8 @@ class TorrentRuntime:
         self._tick_wake = trio.Event()
         self._connect_wake = trio.Event()
         self._announcers: list[Any] = []
+        self.dht_source: DhtPeerSource | None = None
+        """The DHT peer source of the current active phase (its ``statistics()``), if any."""
         self._last_state = self.lifecycle.state
         self._done_bytes = 0
         self._connecting = 0
@@ -612,7 +615,7 @@ class TorrentRuntime:
                     nursery.start_soon(run_web_seeds, self)
                     if self._tracker_tiers():
                         nursery.start_soon(self._tracker_loop)
-                    if self.session.dht is not None and not self.torrent.private:
+                    if self.session.dht_nodes and not self.torrent.private:
                         nursery.start_soon(self._dht_loop)
                     nursery.start_soon(announce_torrent, self)
             finally:
@@ -685,23 +688,48 @@ class TorrentRuntime:
         return (self.info_hash.wire,)
 
     async def _dht_loop(self) -> None:
-        """Find peers through the DHT and announce ourselves (public torrents only, BEP 27)."""
-        node = self.session.dht
-        key = self.info_hash.wire
-        while True:
-            found = 0
-            with trio.move_on_after(60):
-                try:
-                    async for addr in node.get_peers(key):
-                        if self.peer_list.add(addr, SOURCE_DHT, trio.current_time()):
-                            found += 1
-                            self._connect_wake.set()
-                    await node.announce(key, port=self.session.port)
-                except TorrioError as exc:
-                    self.publish(ev.DhtReply(self.info_hash, found, str(exc)))
-                else:
-                    self.publish(ev.DhtReply(self.info_hash, found, None))
-            await trio.sleep(self.session.settings.dht_interval)
+        """Find peers through the DHT and announce ourselves (public torrents only, BEP 27): a
+        :class:`DhtPeerSource` over the session's nodes, each round reported as a DhtReply."""
+        settings = self.session.settings
+        new_peers = 0
+
+        def found(addr: PeerAddr) -> None:
+            nonlocal new_peers
+            if self.peer_list.add(addr, SOURCE_DHT, trio.current_time()):
+                new_peers += 1
+                self._connect_wake.set()
+
+        def reported(result: DhtRound) -> None:
+            nonlocal new_peers
+            self.publish(ev.DhtReply(self.info_hash, new_peers, result.error))
+            new_peers = 0
+
+        source = DhtPeerSource(
+            self.session.dht_nodes,
+            self.info_hash,
+            found,
+            port=self.session.port,
+            implied_port=True,  # the DHT shares the peer port's number (one UDP port)
+            private=self.torrent.private,
+            wants_peers=self._wants_peers,
+            interval=max(settings.dht_interval, ANNOUNCE_INTERVAL),
+            fast_interval=settings.dht_interval,
+            retry_interval=min(settings.dht_interval, RETRY_INTERVAL),
+            on_round=reported,
+        )
+        self.dht_source = source
+        try:
+            await source.run()
+        finally:
+            self.dht_source = None
+
+    def _wants_peers(self) -> bool:
+        """Whether discovery should look for more peers (a downloader below its limits)."""
+        return (
+            not self.upload_only_now()
+            and len(self.peers) < self.params.max_connections
+            and self.session.connection_room() > 0
+        )
 
     async def _connector(self) -> None:
         while True:

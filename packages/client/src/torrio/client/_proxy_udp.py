@@ -243,10 +243,12 @@ class Socks5UdpAssociation:
 
     async def wait_associated(self) -> SocketAddress:
         """Wait until there is a relay, and return its address."""
-        while self._relay is None:
+        while True:
+            relay = self._relay
+            if relay is not None:
+                await trio.lowlevel.checkpoint()
+                return relay
             await self._associated.wait()
-        await trio.lowlevel.checkpoint()
-        return self._relay
 
     async def run(
         self, *, task_status: trio.TaskStatus[SocketAddress] = trio.TASK_STATUS_IGNORED

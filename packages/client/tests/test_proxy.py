@@ -11,12 +11,13 @@ from collections.abc import Iterator
 from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import attrs
 import httpx
 import pytest
 import trio
 
 from torrio.client._proxy import ProxyConfig, ProxyError, open_proxied_stream
-from torrio.testing.socks5 import open_socks5_proxy
+from torrio.testing.socks5 import Socks5TestProxy, open_socks5_proxy
 
 # -- parsing -------------------------------------------------------------------------------------
 
@@ -65,6 +66,35 @@ def test_httpx_proxy_values() -> None:
 
 
 # -- peers through SOCKS5 (torrio.testing.socks5) and HTTP CONNECT -------------------------------
+
+
+@attrs.define
+class Socks5Server:
+    """The names test_session_net and test_cli_swarm_options use: serve ``socks5_handler`` with
+    ``serve`` and read ``targets``/``auth_failures``; a torrio.testing.socks5 proxy underneath."""
+
+    username: str | None = None
+    password: str | None = None
+    port: int = 0
+    proxy: Socks5TestProxy = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self.proxy = Socks5TestProxy("127.0.0.1", self.username, self.password)
+
+    @property
+    def targets(self) -> list[tuple[str, int]]:
+        """Where CONNECT requests asked to go."""
+        return self.proxy.connect_targets
+
+    @property
+    def auth_failures(self) -> int:
+        """Failed username/password attempts."""
+        return self.proxy.auth_failures
+
+
+async def socks5_handler(server: Socks5Server, client: trio.SocketStream) -> None:
+    """Serve one SOCKS5 client for ``server`` (give it to :func:`serve` with ``partial``)."""
+    await server.proxy.handle(client)
 
 
 async def read_exact(stream: trio.SocketStream, n: int) -> bytes:

@@ -109,7 +109,8 @@ class Socks5TestProxy:
 
     # -- the TCP side -----------------------------------------------------------------------------
 
-    async def _handle(self, client: trio.SocketStream) -> None:
+    async def handle(self, client: trio.SocketStream) -> None:
+        """Serve one client connection (what ``trio.serve_tcp`` calls; usable with any listener)."""
         async with client:
             with contextlib.suppress(_Closed, trio.BrokenResourceError, trio.ClosedResourceError):
                 if not await self._authenticate(client):
@@ -282,7 +283,7 @@ async def open_socks5_proxy(
     proxy = Socks5TestProxy(host, username, password, udp=udp, reply_unspecified=reply_unspecified)
     try:
         async with trio.open_nursery() as nursery:
-            listeners = await nursery.start(partial(trio.serve_tcp, proxy._handle, 0, host=host))
+            listeners = await nursery.start(partial(trio.serve_tcp, proxy.handle, 0, host=host))
             proxy.port = int(listeners[0].socket.getsockname()[1])
             try:
                 yield proxy

@@ -3,7 +3,7 @@
 Loopback facts on this machine: IPv4 multicast with IP_MULTICAST_IF=127.0.0.1 and
 IP_MULTICAST_LOOP works on ``lo`` (every member socket, the sender's too, gets each datagram);
 IPv6 multicast on ``lo`` fails with ENETUNREACH, so the service runs IPv4-only there and says so
-in its statistics. Each test uses its own group and a free port so parallel runs do not mix.
+in its statistics (test_lsd_ipv6_netns.py runs IPv6 LSD for real in a network namespace). Each test uses its own group and a free port so parallel runs do not mix.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from torrio.client._lsd import (
+    LSD_GROUP_V6,
     MAX_MESSAGE_SIZE,
     LsdAnnounce,
     LsdAnnouncer,
@@ -26,6 +27,7 @@ from torrio.client._lsd import (
     LsdReceiver,
     open_lsd,
 )
+from torrio.client._lsd_driver import lsd_options
 from torrio.core import PeerAddr
 
 IH1 = bytes.fromhex("c12fe1c06bba254a9dc9f519b335aa7c1367a88a")
@@ -256,3 +258,31 @@ def test_default_pacing_follows_bep14_over_an_hour() -> None:
     assert all(b - a_ >= 60.0 for a_, b in itertools.pairwise(sent))
     assert set(last_seen) == set(hashes)  # every torrent got announced
     assert len(sent) >= 3600 / 300 * 30 / 20  # and keeps being announced
+
+
+def test_poll_announce_is_the_message_poll_encodes() -> None:
+    a = LsdAnnouncer(6881, "me", host="[ff15::efc0:988f]:6771", min_gap=0.0)
+    a.add(IH1)
+    msg = a.poll_announce(0.0)
+    assert msg == LsdAnnounce("[ff15::efc0:988f]:6771", 6881, (IH1,), "me")
+    assert a.poll_announce(0.0) is None  # IH1 is not due again for 5 minutes
+
+
+async def test_no_group_at_all_is_an_error() -> None:
+    with pytest.raises(LsdError, match="IPv4 or an IPv6 group"):
+        async with open_lsd(6001, group=None, group_v6=None):
+            pass
+
+
+def test_groups_follow_the_listen_host() -> None:
+    g = ("239.192.152.143", 7000)
+    v6 = (LSD_GROUP_V6[0], 7000)
+    # regression: a session listening on ::1 ran IPv4 LSD on 127.0.0.1, announcing a port
+    # nobody could reach over IPv4; it now uses the IPv6 group on lo only
+    o = lsd_options("::1", g)
+    assert o["group"] is None and o["group_v6"] == v6
+    assert o["interface_v6"] == socket.if_nametoindex("lo")
+    assert lsd_options("127.0.0.1", g) == {"group": g, "interface": "127.0.0.1", "group_v6": None}
+    for host in ("0.0.0.0", "::", "example.org"):
+        o = lsd_options(host, g)
+        assert o["group"] == g and o["interface"] == "0.0.0.0" and o["group_v6"] == v6

@@ -14,13 +14,19 @@ Sans-I/O core (no trio, sockets or clocks; ``now`` is passed in):
   within ``repeat_interval``) and sources sending more than ``max_per_minute`` datagrams.
 
 Trio shell: ``async with open_lsd(listen_port) as lsd`` joins 239.192.152.143:6771 (and
-[ff15::efc0:988f]:6771 where the host can) and runs the sender and receiver for the duration of
-the block; ``lsd.announce(info_hash)`` / ``lsd.remove(info_hash)``; discovered peers come out of
-``async for peer in lsd`` (a bounded channel: when the consumer lags, discoveries are dropped and
-counted, as LSD is best-effort anyway). The group, port and interface are parameters, so tests run
-on loopback: IPv4 multicast with ``interface="127.0.0.1"`` (IP_MULTICAST_IF + IP_MULTICAST_LOOP)
-works on Linux's ``lo``; IPv6 multicast on ``lo`` does not (ENETUNREACH), so the v6 socket is
-optional and its failure is reported in :meth:`LsdService.statistics`.
+[ff15::efc0:988f]:6771 where the host can; or the IPv6 group alone with ``group=None``) and runs
+the sender and receiver for the duration of the block; ``lsd.announce(info_hash)`` /
+``lsd.remove(info_hash)``; discovered peers come out of ``async for peer in lsd`` (a bounded
+channel: when the consumer lags, discoveries are dropped and counted, as LSD is best-effort
+anyway). Each datagram names the group it is sent to in its ``Host`` header
+(``239.192.152.143:6771`` or ``[ff15::efc0:988f]:6771``), as BEP 14 asks. The group, port and
+interface are parameters, so tests run on loopback: IPv4 multicast with
+``interface="127.0.0.1"`` (IP_MULTICAST_IF + IP_MULTICAST_LOOP) works on Linux's ``lo``. IPv6
+multicast on ``lo`` fails with ENETUNREACH unless the host routes ff00::/8 to ``lo`` as a *local*
+route (``ip -6 route add local ff00::/8 dev lo table local``: a plain unicast route through
+``lo`` is turned into a reject route by the kernel); the test suite does that inside a fresh
+network namespace. When the IPv6 socket cannot be set up alongside IPv4, that is not fatal and
+is reported in :meth:`LsdService.statistics`.
 
 The session must not announce private torrents (BEP 27) and honours ``--no-lsd`` by not opening
 the service. Info-hashes are 20-byte wire ids (v1, or the truncated v2 for v2-only torrents —
@@ -185,7 +191,12 @@ class LsdAnnouncer:
         return due
 
     def poll(self, now: float) -> bytes | None:
-        """The datagram to send now, or None."""
+        """The datagram to send now (with this announcer's ``host``), or None."""
+        msg = self.poll_announce(now)
+        return None if msg is None else msg.to_bytes()
+
+    def poll_announce(self, now: float) -> LsdAnnounce | None:
+        """The message to send now, or None (the shell sets ``Host`` per group it sends to)."""
         if self._last_sent is not None and now < self._last_sent + self.min_gap:
             return None
         ready = sorted((t, ih) for ih, t in self._due.items() if t <= now)
@@ -196,7 +207,7 @@ class LsdAnnouncer:
             self._due[ih] = now + self.interval
         self._last_sent = now
         self._sent += 1
-        return LsdAnnounce(self.host, self.listen_port, tuple(batch), self.cookie).to_bytes()
+        return LsdAnnounce(self.host, self.listen_port, tuple(batch), self.cookie)
 
 
 @attrs.frozen
@@ -361,10 +372,12 @@ class LsdService:
         while True:
             # a fresh event before polling: an announce() during the sends below wakes us
             changed = self._changed = trio.Event()
-            data = self.announcer.poll(trio.current_time())
-            if data is not None:
+            msg = self.announcer.poll_announce(trio.current_time())
+            if msg is not None:
                 self._sent += 1
                 for sock, dest in targets:
+                    # BEP 14: Host names the group the datagram goes to (v4 or v6)
+                    data = attrs.evolve(msg, host=_host_header((dest[0], dest[1]))).to_bytes()
                     try:
                         await sock.sendto(data, dest)
                     except OSError:
@@ -440,7 +453,7 @@ def _v6_socket(group: tuple[str, int], if_index: int) -> trio.socket.SocketType:
 async def open_lsd(
     listen_port: int,
     *,
-    group: tuple[str, int] = LSD_GROUP_V4,
+    group: tuple[str, int] | None = LSD_GROUP_V4,
     interface: str = "0.0.0.0",
     group_v6: tuple[str, int] | None = LSD_GROUP_V6,
     interface_v6: int = 0,
@@ -453,33 +466,50 @@ async def open_lsd(
     """Run LSD for the duration of the block (see the module docstring).
 
     ``listen_port`` is our BitTorrent port (the ``Port`` header). ``group``/``interface`` choose
-    the IPv4 multicast group, port and the local address whose interface joins it;
-    ``group_v6``/``interface_v6`` (an interface index; 0 = default) the IPv6 one (None: IPv4
-    only). Raises LsdError if the IPv4 socket cannot be set up.
+    the IPv4 multicast group, port and the local address whose interface joins it (None: IPv6
+    only); ``group_v6``/``interface_v6`` (an interface index; 0 = default) the IPv6 one (None:
+    IPv4 only). Raises LsdError if the IPv4 socket cannot be set up, or with ``group=None`` the
+    IPv6 one; with both, an IPv6 failure is only reported in :meth:`LsdService.statistics`.
     """
     import trio
 
+    first = group if group is not None else group_v6
+    if first is None:
+        raise LsdError("LSD needs an IPv4 or an IPv6 group")
     cookie = cookie or new_cookie()
     announcer = LsdAnnouncer(
-        listen_port, cookie, _host_header(group), interval, min_gap, max_per_message
+        listen_port, cookie, _host_header(first), interval, min_gap, max_per_message
     )
     service = LsdService(announcer, LsdReceiver(cookie), buffer)
-    try:
-        s4 = _v4_socket(group, interface)
-        await s4.bind(("", group[1]))
-    except OSError as exc:
-        raise LsdError(f"cannot join LSD group {group[0]}:{group[1]}: {exc}") from None
-    socks = [s4]
-    targets: list[tuple[Any, tuple[Any, ...]]] = [(s4, group)]
+    socks: list[trio.socket.SocketType] = []
+    targets: list[tuple[Any, tuple[Any, ...]]] = []
+    if group is not None:
+        try:
+            s4 = _v4_socket(group, interface)
+            await s4.bind(("", group[1]))
+        except OSError as exc:
+            raise LsdError(f"cannot join LSD group {group[0]}:{group[1]}: {exc}") from None
+        socks.append(s4)
+        targets.append((s4, group))
     if group_v6 is not None:
         try:
             s6 = _v6_socket(group_v6, interface_v6)
-            await s6.bind(("::", group_v6[1]))
+            try:
+                await s6.bind(("::", group_v6[1]))
+            except OSError:
+                s6.close()
+                raise
             socks.append(s6)
             targets.append((s6, (group_v6[0], group_v6[1], 0, interface_v6)))
             service._ipv6 = True
         except OSError as exc:
             service._ipv6_error = str(exc)
+            if group is None:
+                for s_ in socks:
+                    s_.close()
+                raise LsdError(
+                    f"cannot join LSD group [{group_v6[0]}]:{group_v6[1]}: {exc}"
+                ) from None
     try:
         async with trio.open_nursery() as nursery:
             for s in socks:

@@ -1,17 +1,23 @@
 """Wiring local service discovery (BEP 14) into the session.
 
 :func:`run_lsd` runs in the session's nursery when ``SessionSettings.lsd`` is on: it opens the
-:class:`~torrio.client._lsd.LsdService` on the session's listen interface (loopback sessions use
-IPv4 multicast on ``lo`` only) and hands every discovered peer to the matching torrent's peer list
+:class:`~torrio.client._lsd.LsdService` on the session's listen interface and hands every discovered peer to the matching torrent's peer list
 (source ``lsd``). :func:`announce_torrent` runs in a torrent's active phase: it announces the
 torrent while it is active, and withdraws it when the torrent pauses, is queued or removed.
 Private torrents (BEP 27) are never announced and never take LSD peers.
+
+Which groups, by ``SessionSettings.listen_host``: ``127.0.0.1`` (any IPv4 loopback) — IPv4 on
+``lo`` only; ``::1`` — IPv6 only, [ff15::efc0:988f] on ``lo`` (peers there listen on ::1 too, so
+an IPv4 announce would name an address nobody can dial); anything else — IPv4 on the default
+interface, plus IPv6 where the host can. The IPv6 group's port is ``lsd_group``'s port (BEP 14
+uses 6771 for both).
 """
 
 from __future__ import annotations
 
 import ipaddress
-from typing import TYPE_CHECKING
+import socket
+from typing import TYPE_CHECKING, Any
 
 import trio
 
@@ -24,11 +30,28 @@ if TYPE_CHECKING:
 SOURCE_LSD = "lsd"
 
 
-def _loopback(host: str) -> bool:
+def _loopback_index() -> int:
+    """Interface index of the loopback interface (0, "the default", if it has no known name)."""
+    for name in ("lo", "lo0"):
+        try:
+            return socket.if_nametoindex(name)
+        except OSError:
+            continue
+    return 0
+
+
+def lsd_options(listen_host: str, group: tuple[str, int]) -> dict[str, Any]:
+    """The :func:`open_lsd` arguments choosing groups and interfaces for ``listen_host``."""
     try:
-        return ipaddress.ip_address(host).is_loopback
+        ip: ipaddress.IPv4Address | ipaddress.IPv6Address | None = ipaddress.ip_address(listen_host)
     except ValueError:
-        return False
+        ip = None
+    v6 = (LSD_GROUP_V6[0], group[1])
+    if ip is not None and ip.version == 6 and ip.is_loopback:
+        return {"group": None, "group_v6": v6, "interface_v6": _loopback_index()}
+    if ip is not None and ip.is_loopback:
+        return {"group": group, "interface": "127.0.0.1", "group_v6": None}
+    return {"group": group, "interface": "0.0.0.0", "group_v6": v6, "interface_v6": 0}
 
 
 async def run_lsd(
@@ -36,14 +59,10 @@ async def run_lsd(
 ) -> None:
     """Run LSD for the session (sets ``session.lsd``) until cancelled."""
     s = session.settings
-    loop = _loopback(s.listen_host)
-    interface = "127.0.0.1" if loop else "0.0.0.0"
     try:
         async with open_lsd(
             session.port,
-            group=s.lsd_group,
-            interface=interface,
-            group_v6=None if loop else LSD_GROUP_V6,
+            **lsd_options(s.listen_host, s.lsd_group),
             min_gap=s.lsd_min_gap,
             interval=max(s.lsd_min_gap, 300.0 if s.lsd_min_gap >= 60 else s.lsd_min_gap),
         ) as lsd:

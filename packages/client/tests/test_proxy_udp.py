@@ -621,3 +621,13 @@ async def test_drop_closes_the_control_connection_and_reassociates() -> None:
             assert isinstance(again, Associated) and again.relay == await assoc.wait_associated()
             assert proxy.associations == 2
             assert assoc.statistics().associations == 2
+
+
+async def test_proxy_named_by_host_name_gets_a_socket_of_the_relays_family() -> None:
+    with trio.fail_after(10):
+        async with open_socks5_proxy() as proxy:
+            cfg = ProxyConfig.parse(f"socks5://localhost:{proxy.port}")
+            async with open_socks5_udp_endpoint(cfg) as ep:
+                assert ep.association.relay == proxy.relay_addresses[0]
+                assert ep.socket.family == trio.socket.AF_INET
+                assert ep.local_address[0] == "0.0.0.0"

@@ -514,36 +514,33 @@ async def open_socks5_udp_endpoint(
     retry_initial: float = RETRY_INITIAL,
     retry_max: float = RETRY_MAX,
 ) -> AsyncIterator[Socks5UdpEndpoint]:
-    """A :class:`Socks5UdpEndpoint` on a socket bound to ``host:port`` (default: the wildcard
-    address of the proxy's family), associated when the block starts (ProxyError otherwise)."""
-    if host is None:
-        host = "::" if ":" in proxy.host else "0.0.0.0"
-    family = stdsocket.AF_INET6 if ":" in host else stdsocket.AF_INET
-    sock = trio.socket.socket(family, stdsocket.SOCK_DGRAM)
-    with sock:
-        try:
-            await sock.bind((host, port))
-        except OSError as exc:
-            raise ProxyError(f"cannot bind a UDP socket on {host}:{port}: {exc}") from None
-        assoc = Socks5UdpAssociation(
-            proxy,
-            endpoint=_RawSocket(sock),
-            connect_timeout=connect_timeout,
-            retry_initial=retry_initial,
-            retry_max=retry_max,
-        )
-        ep = Socks5UdpEndpoint(sock, assoc)
-        ep.set_handler(handler)
-        try:
-            async with trio.open_nursery() as nursery:
-                await nursery.start(assoc.run)
+    """A :class:`Socks5UdpEndpoint` on a socket bound to ``host:port``, associated when the block
+    starts (ProxyError otherwise). ``host`` defaults to the wildcard address of the relay's family
+    (known once the proxy has answered)."""
+    assoc = Socks5UdpAssociation(
+        proxy, connect_timeout=connect_timeout, retry_initial=retry_initial, retry_max=retry_max
+    )
+    try:
+        async with trio.open_nursery() as nursery:
+            relay = await nursery.start(assoc.run)
+            if host is None:
+                host = "::" if ":" in relay[0] else "0.0.0.0"
+            family = stdsocket.AF_INET6 if ":" in host else stdsocket.AF_INET
+            with trio.socket.socket(family, stdsocket.SOCK_DGRAM) as sock:
+                try:
+                    await sock.bind((host, port))
+                except OSError as exc:
+                    raise ProxyError(f"cannot bind a UDP socket on {host}:{port}: {exc}") from None
+                assoc.endpoint = _RawSocket(sock)
+                ep = Socks5UdpEndpoint(sock, assoc)
+                ep.set_handler(handler)
                 nursery.start_soon(ep._receive_loop)
                 try:
                     yield ep
                 finally:
                     nursery.cancel_scope.cancel()
-        except BaseExceptionGroup as group:
-            # the tasks end only by cancellation or the first association's failure
-            if len(group.exceptions) == 1:
-                raise group.exceptions[0] from None
-            raise
+    except BaseExceptionGroup as group:
+        # the tasks end only by cancellation or the first association's failure
+        if len(group.exceptions) == 1:
+            raise group.exceptions[0] from None
+        raise

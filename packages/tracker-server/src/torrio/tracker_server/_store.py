@@ -3,7 +3,7 @@
 A store keeps, per 20-byte info-hash, the peers that announced (peer id, address, seed or not,
 expiry time) and the number of completed downloads. Times are wall-clock seconds passed in by
 the caller, so a persistent store survives restarts and several processes can share one store.
-``torrio.tracker_server.testing.check_store`` is the conformance suite.
+``torrio.testing.tracker_store.check_store`` (in torrio-testing) is the conformance suite.
 """
 
 from __future__ import annotations

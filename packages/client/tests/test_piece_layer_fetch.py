@@ -5,10 +5,14 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import attrs
 import pytest
 import trio
 import trio.testing
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from torrio.client import AddTorrent, open_session
 from torrio.client._hash_server import HashServer
@@ -323,3 +327,63 @@ async def test_a_torrio_seed_serves_its_piece_layers(full: Torrent, tmp_path: Pa
                 layers = await fetch_piece_layers(fetcher, {0: conn})
             assert layers == src.piece_layers
             assert fetcher.statistics().rejects == 0
+
+
+# -- random swarms -----------------------------------------------------------------------------
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.lists(st.sampled_from(["honest", "liar", "rejecter", "silent", "short"]), max_size=5),
+    st.integers(1, 3),
+    st.randoms(use_true_random=False),
+)
+def test_random_swarms_never_accept_a_wrong_layer(
+    full: Torrent, kinds: list[str], per_peer: int, rnd: Any
+) -> None:
+    kinds = [*kinds, "honest"]  # at least one peer can supply everything
+    server = HashServer(full)
+    fetcher: PieceLayerFetcher[int] = PieceLayerFetcher(
+        _bare(full), per_peer=per_peer, request_timeout=5.0, rest=3.0
+    )
+
+    def answer(kind: str, r: HashRequest) -> Hashes | HashReject | None:
+        if kind == "silent":
+            return None
+        if kind == "rejecter":
+            return HashReject(r.pieces_root, r.base_layer, r.index, r.length, r.proof_layers)
+        ans = server.respond(r)
+        assert isinstance(ans, Hashes)
+        if kind == "liar":
+            h = bytearray(ans.hashes)
+            h[rnd.randrange(len(h))] ^= 1 << rnd.randrange(8)
+            return attrs.evolve(ans, hashes=bytes(h))
+        if kind == "short":
+            return attrs.evolve(ans, hashes=ans.hashes[32:])
+        return ans
+
+    for i in range(len(kinds)):
+        fetcher.add_peer(i)
+    now = 0.0
+    pending: list[tuple[int, HashRequest]] = []
+    for _ in range(400):
+        if fetcher.done:
+            break
+        pending += fetcher.poll(now)
+        rnd.shuffle(pending)  # answers arrive in any order, some later than others
+        keep = rnd.randrange(len(pending) + 1) if pending else 0
+        pending, now_due = pending[:keep], pending[keep:]
+        for peer, req in now_due:
+            ans = answer(kinds[peer], req)
+            if ans is not None:
+                fetcher.receive(peer, ans, now)
+        if not now_due:
+            deadline = fetcher.next_deadline()
+            now = max(now + 0.5, deadline if deadline is not None else now)
+    assert fetcher.done, fetcher.statistics()
+    assert fetcher.layers() == full.piece_layers
+    bad = {i for i, k in enumerate(kinds) if k in ("liar", "short")}
+    assert fetcher.banned <= bad
+    assert all(kinds[i] != "honest" for i in fetcher.banned)

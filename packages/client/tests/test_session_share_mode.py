@@ -175,3 +175,35 @@ async def test_share_mode_target_sets_how_much_is_fetched_per_upload(tmp_path: P
     # the budget stopped it: one more piece would have exceeded the target
     assert down + PIECE > up / 3 + 2 * PIECE
     assert down <= up / 3 + (2 + 4) * PIECE  # credit, plus at most four pieces in flight
+
+
+class _Stop(Exception):
+    pass
+
+
+async def test_share_ratio_flag_reaches_the_session_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import contextlib
+    from collections.abc import AsyncIterator
+
+    import torrio.client._run as run_module
+
+    t = make_torrent(tmp_path / "seed", 2 * PIECE, piece_length=PIECE)
+    (tmp_path / "t.torrent").write_bytes(t.to_bytes())
+    seen: dict[str, Any] = {}
+
+    @contextlib.asynccontextmanager
+    async def fake_open_session(**kwargs: Any) -> AsyncIterator[None]:
+        seen.update(kwargs)
+        raise _Stop
+        yield  # pragma: no cover
+
+    monkeypatch.setattr(run_module, "open_session", fake_open_session)
+    argv = ["download", str(tmp_path / "t.torrent"), "-o", str(tmp_path / "dl"), "--no-dht"]
+    for extra, want in (([], 3.0), (["--share-mode", "--share-ratio", "1.5"], 1.5)):
+        args = build_parser().parse_args([*argv, *extra])
+        with pytest.raises(_Stop):
+            await run_module._run(args, "download")
+        assert seen["share_mode_target"] == want
+        SessionSettings(**seen)  # what the CLI passes is a valid set of settings

@@ -210,6 +210,7 @@ async def _run(args: argparse.Namespace, mode: str) -> int:
         stats_interval=0,
         ip_filter=args.ip_filter,
         proxy=args.proxy,
+        share_mode_target=getattr(args, "share_ratio", 3.0),
     ) as session:
         events = session.events()
         print(

@@ -196,8 +196,9 @@ async def test_share_ratio_flag_reaches_the_session_settings(
     @contextlib.asynccontextmanager
     async def fake_open_session(**kwargs: Any) -> AsyncIterator[None]:
         seen.update(kwargs)
-        raise _Stop
-        yield  # pragma: no cover
+        if kwargs:  # always: the CLI passes its settings; stop before any socket is opened
+            raise _Stop
+        yield
 
     monkeypatch.setattr(run_module, "open_session", fake_open_session)
     argv = ["download", str(tmp_path / "t.torrent"), "-o", str(tmp_path / "dl"), "--no-dht"]

@@ -3,12 +3,14 @@ session bound on ``::1`` running uTP and the DHT over IPv6."""
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 from typing import Any
 
+import pytest
 import trio
 
-from torrio.client import AddTorrent, DhtReply, SessionSettings, open_session
+from torrio.client import AddTorrent, ClientError, DhtReply, SessionSettings, open_session
 from torrio.client._session import _udp_hosts
 from torrio.core import PeerAddr
 
@@ -136,3 +138,31 @@ def test_listen_host_picks_the_udp_families() -> None:
     assert _udp_hosts("::1") == ("::1", None)
     assert _udp_hosts("127.0.0.1") == ("127.0.0.1", None)
     assert _udp_hosts(SessionSettings().listen_host) == ("0.0.0.0", None)
+
+
+async def test_a_taken_udp_twin_port_makes_the_session_pick_another(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Regression: with listen_port=0 the TCP port's UDP twin may be in use by another program;
+    the session then tries another port instead of failing (a fixed port still fails)."""
+    from torrio.client import _session
+
+    taken = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    taken.bind(("127.0.0.1", 0))
+    port = taken.getsockname()[1]
+    real = _session._open_listeners
+    calls: list[int] = []
+
+    async def first_on_the_taken_port(settings: SessionSettings) -> list[trio.SocketListener]:
+        calls.append(1)
+        if len(calls) == 1:
+            return await trio.open_tcp_listeners(port, host="127.0.0.1")
+        return await real(settings)
+
+    with taken:
+        monkeypatch.setattr(_session, "_open_listeners", first_on_the_taken_port)
+        async with open_session(**LOOP) as ses:
+            assert ses.port != port and len(calls) == 2
+        with pytest.raises(ClientError, match="cannot bind UDP port"):
+            async with open_session(**{**LOOP, "listen_port": port}):
+                pass

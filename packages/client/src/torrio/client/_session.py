@@ -52,6 +52,8 @@ from ._transport import UTP_TIMEOUT, Transport, TransportStatistics, serve_incom
 from ._udp_mux import UdpMux, UdpMuxStatistics, UdpStack, open_udp_stack
 
 RESERVED = (DEFAULT_RESERVED & ~Reserved.DHT) | Reserved.FAST | Reserved.EXTENSION_PROTOCOL
+_BIND_ATTEMPTS = 5
+"""Ports tried when the OS picks the TCP port and its UDP twin turns out to be taken."""
 
 
 class Session:
@@ -495,6 +497,44 @@ async def _open_listeners(settings: SessionSettings) -> list[trio.SocketListener
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+async def _bind(
+    stack: contextlib.AsyncExitStack, settings: SessionSettings
+) -> tuple[list[trio.SocketListener], UdpStack]:
+    """The TCP listeners and the UDP stack on the same port number (entered on ``stack``). When
+    the OS picks the port and its UDP twin is taken, another port is tried (a few times)."""
+    host, host6 = _udp_hosts(settings.listen_host)
+    for attempt in range(_BIND_ATTEMPTS):
+        try:
+            listeners = await _open_listeners(settings)
+        except OSError as exc:
+            raise ClientError(
+                f"cannot listen on {settings.listen_host}:{settings.listen_port}: {exc}"
+            ) from exc
+        port = listeners[0].socket.getsockname()[1]
+        try:
+            udp: UdpStack = await stack.enter_async_context(
+                open_udp_stack(
+                    host,
+                    port,
+                    host6=host6,
+                    utp=settings.transport != "tcp",
+                    dht=settings.dht,
+                    dht_bootstrap=list(settings.dht_bootstrap),
+                    dht_state=settings.dht_state,
+                )
+            )
+        except BaseException as exc:
+            for listener in listeners:
+                with trio.CancelScope(shield=True):
+                    await listener.aclose()
+            retry = isinstance(exc, ClientError) and settings.listen_port == 0
+            if not retry or attempt == _BIND_ATTEMPTS - 1:
+                raise
+            continue
+        return listeners, udp
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
 @contextlib.asynccontextmanager
 async def open_session(
     settings: SessionSettings | None = None, **overrides: Any
@@ -513,27 +553,11 @@ async def open_session(
     from torrio.tracker import open_tracker_client
 
     net = await load_net_policy(settings.ip_filter, settings.proxy)
-    try:
-        listeners = await _open_listeners(settings)
-    except OSError as exc:
-        raise ClientError(
-            f"cannot listen on {settings.listen_host}:{settings.listen_port}: {exc}"
-        ) from exc
-    port = listeners[0].socket.getsockname()[1]
-    host, host6 = _udp_hosts(settings.listen_host)
+    listeners: list[trio.SocketListener] = []
     try:
         async with contextlib.AsyncExitStack() as stack:
-            udp: UdpStack = await stack.enter_async_context(
-                open_udp_stack(
-                    host,
-                    port,
-                    host6=host6,
-                    utp=settings.transport != "tcp",
-                    dht=settings.dht,
-                    dht_bootstrap=list(settings.dht_bootstrap),
-                    dht_state=settings.dht_state,
-                )
-            )
+            listeners, udp = await _bind(stack, settings)
+            port = udp.mux.port
             trackers = await stack.enter_async_context(
                 open_tracker_client(udp_endpoint=udp.mux, allow_local=settings.tracker_allow_local)
             )

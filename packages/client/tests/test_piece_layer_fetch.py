@@ -211,6 +211,28 @@ def test_timeouts_go_elsewhere(full: Torrent) -> None:
     assert fetcher.next_deadline() is None and fetcher.poll(7.0) == []
 
 
+def test_regression_two_silent_peers_do_not_starve_an_honest_one(full: Torrent) -> None:
+    # found by the random-swarm test: the silent peers, listed first, took turns holding the
+    # last run (one rested while the other timed out) and the honest peer never got it
+    fetcher: PieceLayerFetcher[str] = PieceLayerFetcher(
+        _bare(full), per_peer=1, request_timeout=5.0, rest=3.0
+    )
+    server = HashServer(full)
+    for p in ("silent0", "silent1", "honest"):
+        fetcher.add_peer(p)
+    now = 0.0
+    for _ in range(20):
+        if fetcher.done:
+            break
+        for peer, req in fetcher.poll(now):
+            if peer == "honest":
+                fetcher.receive(peer, server.respond(req), now)
+        deadline = fetcher.next_deadline()
+        now = deadline if deadline is not None else now + 1.0
+    assert fetcher.done and fetcher.layers() == full.piece_layers
+    assert fetcher.statistics().timeouts <= 4
+
+
 def test_rejected_runs_are_retried_after_rest(full: Torrent) -> None:
     fetcher: PieceLayerFetcher[str] = PieceLayerFetcher(_bare(full), rest=10.0)
     server = HashServer(full)

@@ -20,7 +20,9 @@ is kept; a peer whose answer does not verify (or has the wrong number of hashes)
 drained with :meth:`~PieceLayerFetcher.take_banned`. Answers nobody asked for are counted and
 dropped. Up to ``per_peer`` requests are outstanding per peer, spread round-robin; a request
 unanswered for ``request_timeout`` seconds goes to another peer and rests the slow one for
-``rest`` seconds; a rejected run is not asked of that peer again for ``rest`` seconds.
+``rest`` seconds, doubling with each further timeout (up to 32x) until it answers again; peers
+with the fewest unanswered timeouts are asked first. A rejected run is not asked of that peer
+again for ``rest`` seconds.
 :func:`fetch_piece_layers` is the thin trio helper driving a fetcher over open
 :class:`torrio.wire.PeerConnection` objects.
 """
@@ -77,6 +79,8 @@ class _Chunk:
 class _Peer:
     outstanding: dict[HashRequest, float] = attrs.field(factory=dict)
     rest_until: float = -math.inf
+    strikes: int = 0
+    """Timeouts since this peer last answered; it rests longer and is asked last."""
     refused: dict[HashRequest, float] = attrs.field(factory=dict)
     """Runs this peer rejected, with the time it may be asked again."""
 
@@ -196,7 +200,8 @@ class PieceLayerFetcher(Generic[K]):
             for req, sent in list(p.outstanding.items()):
                 if now - sent >= self.request_timeout:
                     del p.outstanding[req]
-                    p.rest_until = now + self.rest
+                    p.strikes += 1
+                    p.rest_until = now + self.rest * (1 << min(p.strikes - 1, 5))
                     self._timeouts += 1
             for req, until in list(p.refused.items()):
                 if until <= now:
@@ -211,7 +216,8 @@ class PieceLayerFetcher(Generic[K]):
             for k, p in self._peers.items()
             if p.rest_until <= now and len(p.outstanding) < self.per_peer
         ]
-        eligible.sort(key=lambda kp: len(kp[1].outstanding))
+        # peers that answer first: a silent peer must not keep taking the runs it sits on
+        eligible.sort(key=lambda kp: (kp[1].strikes, len(kp[1].outstanding)))
         out: list[tuple[K, HashRequest]] = []
         while todo and eligible:
             still: list[tuple[K, _Peer]] = []
@@ -256,6 +262,7 @@ class PieceLayerFetcher(Generic[K]):
         if st.outstanding.pop(req, None) is None:
             self._unsolicited += 1
             return
+        st.strikes = 0
         if isinstance(m, HashReject):
             self._rejects += 1
             st.refused[req] = now + self.rest

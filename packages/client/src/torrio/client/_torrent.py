@@ -24,7 +24,6 @@ from torrio.wire import UPLOAD_ONLY, Cancel, Have, RateMeter, UploadOnly, allowe
 
 from . import _events as ev
 from ._choker import ChokeCandidate, Choker
-from ._dht_source import ANNOUNCE_INTERVAL, RETRY_INTERVAL, DhtPeerSource, DhtRound
 from ._donthave import announce_lost
 from ._hash_server import HashServer
 from ._lifecycle import Lifecycle
@@ -43,6 +42,7 @@ from ._super_seed import SuperSeedDriver
 from ._web_seed_driver import report_web_seeds, run_web_seeds
 
 if TYPE_CHECKING:
+    from ._dht_source import DhtPeerSource, DhtRound
     from ._session import Session
 
 TICK = 0.5
@@ -690,6 +690,9 @@ class TorrentRuntime:
     async def _dht_loop(self) -> None:
         """Find peers through the DHT and announce ourselves (public torrents only, BEP 27): a
         :class:`DhtPeerSource` over the session's nodes, each round reported as a DhtReply."""
+        # imported here: torrio.dht loads only in sessions that run the DHT
+        from ._dht_source import ANNOUNCE_INTERVAL, RETRY_INTERVAL, DhtPeerSource
+
         settings = self.session.settings
         new_peers = 0
 

@@ -26,13 +26,12 @@ import errno
 import os
 import socket as stdsocket
 from collections.abc import AsyncIterator, Callable, Sequence
-from typing import Final, Literal, cast
+from typing import TYPE_CHECKING, Final, Literal, cast
 
 import attrs
 import trio
 
 from torrio.core import CoreError, DatagramHandler, PeerAddr, SocketAddress
-from torrio.dht import Node, open_node
 from torrio.utp import (
     UtpConfig,
     UtpSocket,
@@ -42,6 +41,11 @@ from torrio.utp import (
 )
 
 from ._errors import ClientError
+
+if (
+    TYPE_CHECKING
+):  # torrio.dht is imported when a stack runs the DHT (sessions without it start faster)
+    from torrio.dht import Node
 
 Route = Literal["dht", "utp", "tracker"]
 """The name of a consumer of the shared socket."""
@@ -483,6 +487,8 @@ async def open_udp_stack(
             mux.register("utp", sock)
         nodes: dict[int, Node] = {}
         if dht:
+            from torrio.dht import open_node
+
             nursery = await stack.enter_async_context(trio.open_nursery())
             for fam in mux.families:
                 state = dht_state

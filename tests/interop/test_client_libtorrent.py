@@ -42,7 +42,7 @@ async def test_libtorrent_seed_to_torrio(tmp_path: Path, version: str) -> None:
     t = make_torrent(tmp_path / "seed", FILES, piece_length=32768, version=version)
     async with ltx.open_session() as lt_seed, open_session(**LOOP) as ours:
         sh = lt_seed.add_torrent(t.to_bytes(), tmp_path / "seed", seed_mode=True)
-        await lt_seed.wait_for(lambda: bool(sh.status().is_seeding))
+        await lt_seed.wait_for(lambda: ltx.seeding(sh))
         h = await ours.add_torrent(
             AddTorrent(
                 source=t, save_path=tmp_path / "dl", peers=[PeerAddr("127.0.0.1", lt_seed.port)]
@@ -73,7 +73,7 @@ async def test_encryption_required_both_ways(tmp_path: Path) -> None:
         open_session(**LOOP, encryption="require") as ours,
     ):
         sh = lt_seed.add_torrent(t.to_bytes(), tmp_path / "seed", seed_mode=True)
-        await lt_seed.wait_for(lambda: bool(sh.status().is_seeding))
+        await lt_seed.wait_for(lambda: ltx.seeding(sh))
         # libtorrent (require) seed -> torrio (require)
         h = await ours.add_torrent(
             AddTorrent(
@@ -102,7 +102,7 @@ async def test_mixed_swarm(tmp_path: Path) -> None:
         open_session(**LOOP) as o2,
     ):
         sh = lt_seed.add_torrent(data, tmp_path / "seed", seed_mode=True)
-        await lt_seed.wait_for(lambda: bool(sh.status().is_seeding))
+        await lt_seed.wait_for(lambda: ltx.seeding(sh))
         ports = [lt_seed.port, lt1.port, lt2.port, o1.port, o2.port]
         handles = []
         for i, s in enumerate((o1, o2)):
@@ -141,7 +141,7 @@ async def test_utp_both_directions(tmp_path: Path) -> None:
         open_session(**LOOP, transport="utp") as ours,
     ):
         sh = lt_seed.add_torrent(t.to_bytes(), tmp_path / "seed", seed_mode=True)
-        await lt_seed.wait_for(lambda: bool(sh.status().is_seeding))
+        await lt_seed.wait_for(lambda: ltx.seeding(sh))
         h = await ours.add_torrent(
             AddTorrent(
                 source=t, save_path=tmp_path / "ours", peers=[PeerAddr("127.0.0.1", lt_seed.port)]
@@ -175,7 +175,7 @@ async def test_libtorrent_seed_found_through_the_dht(tmp_path: Path) -> None:
             ) as ours,
         ):
             sh = lt_seed.add_torrent(t.to_bytes(), tmp_path / "seed", seed_mode=True)
-            await lt_seed.wait_for(lambda: bool(sh.status().is_seeding))
+            await lt_seed.wait_for(lambda: ltx.seeding(sh))
             sh.force_dht_announce()
             h = await ours.add_torrent(AddTorrent(source=t, save_path=tmp_path / "dl"))
             await _wait_ours(h, 90)

@@ -26,7 +26,7 @@ async def test_cli_magnet_download_from_libtorrent_seed(tmp_path: Path, version:
     saved = tmp_path / "saved.torrent"
     async with ltx.open_session() as lt_seed:
         sh = lt_seed.add_torrent(t.to_bytes(), tmp_path / "seed", seed_mode=True)
-        await lt_seed.wait_for(lambda: bool(sh.status().is_seeding))
+        await lt_seed.wait_for(lambda: ltx.seeding(sh))
         cmd = [
             sys.executable, "-m", "torrio.client", "download", Magnet.from_torrent(t).to_uri(),
             "--peer", f"127.0.0.1:{lt_seed.port}", "-o", str(tmp_path / "dl"),
@@ -48,7 +48,7 @@ async def test_session_magnet_with_select_only_from_libtorrent(tmp_path: Path) -
     idx = next(i for i, f in enumerate(t.files) if f.path[-1] == "b.bin")
     async with ltx.open_session() as lt_seed, open_session(**LOOP) as ours:
         sh = lt_seed.add_torrent(t.to_bytes(), tmp_path / "seed", seed_mode=True)
-        await lt_seed.wait_for(lambda: bool(sh.status().is_seeding))
+        await lt_seed.wait_for(lambda: ltx.seeding(sh))
         uri = Magnet.from_torrent(t).to_uri() + f"&x.pe=127.0.0.1:{lt_seed.port}&so={idx}"
         with trio.fail_after(60):
             h = await ours.add_torrent(AddTorrent(source=uri, save_path=tmp_path / "dl"))

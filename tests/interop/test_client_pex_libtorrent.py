@@ -55,7 +55,7 @@ async def test_torrio_downloader_finds_peer_through_libtorrent_pex(tmp_path: Pat
         open_session(**LOOP, pex_interval=1.0, max_download_rate=20_000) as ours,
     ):
         sh = lt_seed.add_torrent(t.to_bytes(), tmp_path / "seed", seed_mode=True)
-        await lt_seed.wait_for(lambda: bool(sh.status().is_seeding))
+        await lt_seed.wait_for(lambda: ltx.seeding(sh))
         ho = other.add_torrent(t.to_bytes(), tmp_path / "other")
         lt = other.lt
         await other.wait_for(lambda: ho.status().state == lt.torrent_status.downloading, 20)

@@ -30,7 +30,7 @@ FILES = {f"folder_{i % 7}/a_rather_long_file_name_number_{i:04d}.bin": 300 + i f
 
 
 def _seeding(handle: Any) -> bool:
-    return bool(handle.status().is_seeding)
+    return ltx.seeding(handle)
 
 
 @pytest.mark.parametrize("version", ["v1", "hybrid", "v2"])

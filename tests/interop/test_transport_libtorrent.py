@@ -177,7 +177,7 @@ async def test_both_mode_reaches_a_libtorrent_seed(
         handle = ses.add_torrent(torrent, path.parent, seed_mode=True)
         # listen_port() is 0 until libtorrent has bound its TCP and uTP sockets: waiting for it
         # (not for a fixed 0.2 s) keeps a slow start from sending the uTP attempt to a closed port
-        await ses.wait_for(lambda: ses.port != 0 and handle.status().is_seeding, timeout=30)
+        await ses.wait_for(lambda: ses.port != 0 and ltx.seeding(handle), timeout=30)
         # the fallback case waits out utp_timeout; the uTP case must not fall back merely because a
         # loaded machine answered the SYN late, so it gets a generous bound (it returns on connect)
         utp_timeout = 3.0 if kind == "tcp" else 20.0

@@ -134,7 +134,7 @@ async def test_we_download_from_libtorrent_seed_over_utp(tmp_path: Path) -> None
         handle = ses.add_torrent(torrent, path.parent, seed_mode=True)
         # listen_port() is 0 until libtorrent has bound its uTP socket: wait for it and for the
         # torrent to be seeding, not for a fixed 0.2 s
-        await ses.wait_for(lambda: ses.port != 0 and handle.status().is_seeding, timeout=30)
+        await ses.wait_for(lambda: ses.port != 0 and ltx.seeding(handle), timeout=30)
         with trio.fail_after(60):
             stream = await sock.connect(("127.0.0.1", ses.port))
             await stream.send_all(Handshake(info_hash, PeerId.generate()).to_bytes())

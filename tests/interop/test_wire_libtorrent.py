@@ -71,7 +71,7 @@ async def _seed(tmp_path: Path, settings: dict[str, Any] | None = None) -> Async
     data = ltx.create_torrent(path, piece_size=PIECE_LEN, version="v1")
     async with ltx.open_session(settings) as ses:
         handle = ses.add_torrent(data, tmp_path, seed_mode=True)
-        await ses.wait_for(lambda: bool(handle.status().is_seeding), timeout=30)
+        await ses.wait_for(lambda: ltx.seeding(handle), timeout=30)
         yield Seed(ses, data, path.read_bytes())
 
 

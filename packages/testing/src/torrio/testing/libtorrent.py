@@ -21,6 +21,16 @@ except ImportError:  # pragma: no cover - exercised only where the wheel is miss
     lt = None
 
 
+def seeding(handle: Any) -> bool:
+    """True once ``handle`` really serves as a seed.
+
+    In seed mode libtorrent reports ``is_seeding`` before its resume check ends, and until then it
+    drops incoming connections; the torrent's state says when it is done.
+    """
+    st = handle.status()
+    return bool(st.is_seeding) and st.state == st.states.seeding
+
+
 def available() -> bool:
     """True if the ``libtorrent`` wheel imports here."""
     return lt is not None
@@ -133,7 +143,7 @@ class LtSession:
 
     async def wait_finished(self, handle: Any, timeout: float = 60.0) -> None:
         """Wait until ``handle`` is seeding (every piece downloaded and hash-checked)."""
-        await self.wait_for(lambda: bool(handle.status().is_seeding), timeout)
+        await self.wait_for(lambda: seeding(handle), timeout)
 
     def alerts_text(self) -> str:
         """Every alert message seen so far, one per line, for assertion messages."""

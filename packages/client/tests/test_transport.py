@@ -243,3 +243,29 @@ def test_incoming_streams_are_counted_per_transport() -> None:
     transport.note_incoming("tcp")
     s = transport.statistics()
     assert (s.tcp_incoming, s.utp_incoming) == (2, 1)
+
+
+async def test_a_family_without_a_utp_port_is_not_tried_over_utp() -> None:
+    """Regression: a v4-only UDP port cannot send a SYN to an IPv6 peer; ``both`` used to wait
+    out the uTP timeout before TCP, ``utp`` until the connect timeout."""
+    async with (
+        open_udp_mux("127.0.0.1", 0) as mux,
+        open_utp_socket(endpoint=mux) as utp,
+    ):
+        mux.register("utp", utp)
+        dialed: list[PeerAddr] = []
+
+        async def tcp(addr: PeerAddr) -> trio.abc.Stream:
+            dialed.append(addr)
+            raise ConnectionRefusedError
+
+        v6 = PeerAddr("::1", 1)
+        both = Transport("both", utp=utp, tcp_connect=tcp, utp_families=mux.families)
+        with trio.fail_after(1), pytest.raises(ConnectionRefusedError):
+            await both.connect(v6)
+        s = both.statistics()
+        assert (s.utp_attempts, s.fallbacks, dialed) == (0, 0, [v6])
+        only = Transport("utp", utp=utp, utp_families=mux.families)
+        with trio.fail_after(1), pytest.raises(UtpError):
+            await only.connect(v6)
+        assert only.statistics().utp_failed == 1

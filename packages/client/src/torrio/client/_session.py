@@ -96,6 +96,7 @@ class Session:
             connect_timeout=settings.connect_timeout,
             utp_timeout=min(UTP_TIMEOUT, settings.connect_timeout),
             tcp_connect=self.net.open_stream,
+            utp_families=None if udp is None else udp.families,
         )
         """How peers are dialed and accepted (``transport.statistics()``: uTP/TCP attempts,
         fallbacks and incoming connections per transport)."""

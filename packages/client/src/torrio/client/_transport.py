@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import socket as stdsocket
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import Any, Final, Literal
 
 import attrs
@@ -81,7 +81,9 @@ class Transport:
     ``utp`` is the session's :class:`~torrio.utp.UtpSocket` (required for ``utp`` and ``both``).
     ``connect_timeout`` bounds each TCP attempt and a uTP-only attempt; ``utp_timeout`` bounds the
     uTP attempt in ``both`` mode before TCP is tried. ``tcp_connect`` replaces the TCP dialer
-    (e.g. with a proxied one).
+    (e.g. with a proxied one). ``utp_families`` (4 and/or 6: the families the uTP socket's UDP
+    port serves; None: any) sends peers of another family straight to TCP in ``both`` mode and
+    fails them at once in ``utp`` mode, instead of waiting out a SYN that cannot be sent.
     """
 
     def __init__(
@@ -93,6 +95,7 @@ class Transport:
         utp_timeout: float = UTP_TIMEOUT,
         tcp_connect: TcpConnect | None = None,
         remember: int = 4096,
+        utp_families: Collection[int] | None = None,
     ) -> None:
         if mode not in TRANSPORTS:
             raise ClientError(f"transport must be one of {', '.join(TRANSPORTS)}, not {mode!r}")
@@ -104,6 +107,7 @@ class Transport:
         self.utp_timeout = utp_timeout
         self._tcp_connect = tcp_connect or open_tcp
         self._remember = remember
+        self.utp_families = None if utp_families is None else frozenset(utp_families)
         self._no_utp: OrderedDict[PeerAddr, None] = OrderedDict()
         self._utp_attempts = self._utp_connected = self._utp_failed = 0
         self._tcp_attempts = self._tcp_connected = self._tcp_failed = 0
@@ -120,9 +124,13 @@ class Transport:
         unreachable), :class:`torrio.utp.UtpError` (uTP only) or ``trio.TooSlowError``."""
         if self.mode == "tcp":
             return Dialed(await self._tcp(addr), "tcp", addr)
+        reachable = self.utp_families is None or addr.family in self.utp_families
         if self.mode == "utp":
+            if not reachable:
+                self._utp_failed += 1
+                raise UtpError(f"no IPv{addr.family} UDP port for uTP", addr=addr.as_tuple())
             return Dialed(await self._utp(addr, self.connect_timeout), "utp", addr)
-        if addr not in self._no_utp:
+        if reachable and addr not in self._no_utp:
             try:
                 return Dialed(await self._utp(addr, self.utp_timeout), "utp", addr)
             except (UtpError, OSError, trio.TooSlowError):

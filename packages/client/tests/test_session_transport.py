@@ -3,7 +3,12 @@ session bound on ``::1`` running uTP and the DHT over IPv6."""
 
 from __future__ import annotations
 
+import json
+import re
+import signal
 import socket
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +22,7 @@ from torrio.core import PeerAddr
 from ._helpers import make_torrent, tree_digest
 
 LOOP: dict[str, Any] = {"listen_host": "127.0.0.1", "listen_port": 0, "reraise_errors": True}
+TORRIO = [sys.executable, "-m", "torrio.client"]
 LOOP6: dict[str, Any] = {"listen_host": "::1", "listen_port": 0, "reraise_errors": True}
 
 
@@ -166,3 +172,32 @@ async def test_a_taken_udp_twin_port_makes_the_session_pick_another(
         with pytest.raises(ClientError, match="cannot bind UDP port"):
             async with open_session(**{**LOOP, "listen_port": port}):
                 pass
+
+
+def test_cli_transport_both_downloads_from_a_utp_seed_over_ipv6(tmp_path: Path) -> None:
+    """``torrio seed --transport utp`` and ``torrio download --transport both``, both on ::1."""
+    t = make_torrent(tmp_path / "src", {"a.bin": 120_000}, piece_length=16384)
+    tf = tmp_path / "t.torrent"
+    tf.write_bytes(t.to_bytes())
+    common = ["--port", "0", "--listen-host", "::1", "--no-dht", "--no-lsd"]
+    seed = subprocess.Popen(
+        [*TORRIO, "seed", str(tf), "--path", str(tmp_path / "src"), "--transport", "utp",
+         "--resume-dir", str(tmp_path / "sr"), *common],
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert seed.stderr is not None
+        line = seed.stderr.readline()
+        m = re.search(r"listening on ::1:(\d+)", line)
+        assert m, line
+        out = subprocess.run(
+            [*TORRIO, "download", str(tf), "-o", str(tmp_path / "dl"), "--peer",
+             f"[::1]:{m.group(1)}", "--transport", "both", "--json", *common],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert out.returncode == 0, out.stderr
+        assert json.loads(out.stdout)["finished"]
+    finally:
+        seed.send_signal(signal.SIGINT)
+        seed.communicate(timeout=20)
+    assert tree_digest(tmp_path / "dl" / "payload") == tree_digest(tmp_path / "src" / "payload")

@@ -201,3 +201,35 @@ def test_cli_transport_both_downloads_from_a_utp_seed_over_ipv6(tmp_path: Path) 
         seed.send_signal(signal.SIGINT)
         seed.communicate(timeout=20)
     assert tree_digest(tmp_path / "dl" / "payload") == tree_digest(tmp_path / "src" / "payload")
+
+
+async def test_peer_status_and_event_name_the_transport_also_under_mse(tmp_path: Path) -> None:
+    from torrio.client import PeerConnected
+
+    t = make_torrent(tmp_path / "seed", {"a.bin": 100_000}, piece_length=16384)
+    opts = {**LOOP, "encryption": "require"}
+    with trio.fail_after(40):
+        async with (
+            open_session(**opts, transport="utp") as seed,
+            open_session(**opts, transport="both") as leech,
+        ):
+            sh = await seed.add_torrent(AddTorrent(source=t, save_path=tmp_path / "seed"))
+            await sh.wait_finished()
+            seed_events, leech_events = seed.events(), leech.events()
+            lh = await leech.add_torrent(
+                AddTorrent(
+                    source=t, save_path=tmp_path / "dl", peers=[PeerAddr("127.0.0.1", seed.port)]
+                )
+            )
+            async for e in seed_events:
+                if isinstance(e, PeerConnected):
+                    assert e.transport == "utp" and e.encrypted
+                    break
+            (ps,) = sh.peers()
+            assert ps.transport == "utp" and ps.encrypted
+            await lh.wait_finished()
+            while True:
+                e = leech_events.receive_nowait()
+                if isinstance(e, PeerConnected):
+                    assert e.transport == "utp" and e.encrypted
+                    break

@@ -71,6 +71,8 @@ class PeerConnected(TorrentEvent):
     client: str | None
     incoming: bool
     encrypted: bool
+    transport: str = "tcp"
+    """``"tcp"`` or ``"utp"``."""
 
 
 @attrs.frozen

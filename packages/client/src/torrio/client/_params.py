@@ -89,8 +89,10 @@ class SessionSettings:
     listen_port: int = 0
     encryption: str = attrs.field(default="prefer")
     transport: str = attrs.field(default="tcp")
-    """``tcp``; ``utp`` (dial over uTP); ``both`` (dial TCP). With ``utp`` or ``both`` uTP is
-    accepted on the UDP port with the TCP port's number; TCP is always accepted."""
+    """``tcp``; ``utp`` (dial over uTP); ``both`` (dial uTP first, fall back to TCP after a failure
+    or ~3 s of silence, remembering peers without uTP, as libtorrent does). With ``utp`` or
+    ``both`` uTP is accepted on the UDP port with the TCP port's number; TCP is always accepted.
+    With a proxy, outgoing connections are TCP through the proxy."""
     max_connections: int = 200
     max_download_rate: int = 0
     max_upload_rate: int = 0
@@ -113,7 +115,8 @@ class SessionSettings:
     dht_state: str | None = None
     """File the DHT routing table is restored from and saved to."""
     dht_interval: float = 300.0
-    """Seconds between DHT lookups/announces of an active public torrent."""
+    """Seconds between DHT lookups/announces of a public torrent that wants more peers; a seed,
+    or a torrent with enough peers, goes every 15 minutes (libtorrent's interval)."""
     pex: bool = True
     """Peer exchange (BEP 11 ut_pex) for public torrents (never for private ones, BEP 27)."""
     pex_interval: float = 60.0

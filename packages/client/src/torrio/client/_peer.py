@@ -53,6 +53,7 @@ from torrio.wire import (
 from ._donthave import peer_lost
 from ._rate_limit import consume_all
 from ._status import PeerStatus
+from ._transport import stream_kind
 
 if TYPE_CHECKING:
     from ._torrent import TorrentRuntime
@@ -91,6 +92,8 @@ class Peer:
         self.peer_id = peer_id
         self.incoming = incoming
         self.encrypted = encrypted
+        self.transport = stream_kind(stream)
+        """``"tcp"`` or ``"utp"``."""
         self.fast = fast
         self.extensions = extensions
         n = torrent.num_pieces
@@ -143,6 +146,7 @@ class Peer:
             peer_choking=self.peer_choking,
             peer_interested=self.peer_interested,
             requests=len(self.requests),
+            transport=self.transport,
         )
 
     # -- sending -----------------------------------------------------------------------------

@@ -43,6 +43,8 @@ class PeerStatus:
     peer_choking: bool
     peer_interested: bool
     requests: int
+    transport: str = "tcp"
+    """``"tcp"`` or ``"utp"``."""
 
 
 @attrs.frozen

@@ -806,7 +806,9 @@ class TorrentRuntime:
             self.picker.add_peer(peer, now)
         self.session.peer_count += 1
         self.publish(
-            ev.PeerConnected(self.info_hash, addr, peer.client, incoming, result.encrypted)
+            ev.PeerConnected(
+                self.info_hash, addr, peer.client, incoming, result.encrypted, peer.transport
+            )
         )
         await peer.run()
 

@@ -210,8 +210,16 @@ def peer_address(stream: trio.abc.Stream) -> PeerAddr | None:
 
 
 def stream_kind(stream: trio.abc.Stream) -> Kind:
-    """``"utp"`` for a :class:`~torrio.utp.UtpStream`, else ``"tcp"``."""
-    return "utp" if isinstance(stream, UtpStream) else "tcp"
+    """``"utp"`` for a :class:`~torrio.utp.UtpStream` (also under an MSE ``PeerStream``), else
+    ``"tcp"``."""
+    for _ in range(4):  # wrappers expose what they wrap as ``transport_stream``
+        if isinstance(stream, UtpStream):
+            return "utp"
+        inner = getattr(stream, "transport_stream", None)
+        if not isinstance(inner, trio.abc.Stream):
+            break
+        stream = inner
+    return "tcp"
 
 
 async def serve_incoming(

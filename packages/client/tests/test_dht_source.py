@@ -87,6 +87,21 @@ async def test_implied_port_announces_the_dht_port(
         nursery.cancel_scope.cancel()
 
 
+async def test_a_seed_is_announced_as_a_seed_for_dht_scrapes(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with open_fake_network(seed=4) as net, trio.open_nursery() as nursery:
+        sim = await build_dht(net, nursery, 16, seed=4)
+        for i, node in enumerate(sim.nodes[1:4]):  # one seed, two downloaders
+            await DhtPeerSource(
+                node, V1, lambda p: None, port=7000 + i, wants_peers=lambda: False,
+                is_seed=lambda seed=(i == 0): seed,
+            ).run_round()  # fmt: skip
+        seeds, peers = await sim.nodes[-1].scrape(V1.wire)
+        assert (seeds, peers) == (1, 2)
+        nursery.cancel_scope.cancel()
+
+
 async def test_intervals_follow_peer_need_and_reachability(
     autojump_clock: trio.testing.MockClock,
 ) -> None:

@@ -85,6 +85,7 @@ class DhtPeerSource:
     ``port`` is our listen port, announced explicitly unless ``implied_port``. ``wants_peers``
     (called before each round) says whether to look up peers and to use the faster interval;
     ``announce`` False looks up without announcing (e.g. a session that accepts no connections).
+    ``is_seed`` says whether we have the whole torrent: announces then carry BEP 33's ``seed``.
     ``on_round`` (non-blocking) is called with a :class:`DhtRound` after every round.
     """
 
@@ -99,6 +100,7 @@ class DhtPeerSource:
         private: bool = False,
         announce: bool = True,
         wants_peers: Callable[[], bool] = lambda: True,
+        is_seed: Callable[[], bool] = lambda: False,
         interval: float = ANNOUNCE_INTERVAL,
         fast_interval: float = FAST_INTERVAL,
         retry_interval: float = RETRY_INTERVAL,
@@ -117,6 +119,7 @@ class DhtPeerSource:
         self.enabled = not private and bool(self.nodes)
         self.announce = announce
         self.wants_peers = wants_peers
+        self.is_seed = is_seed
         self.interval = interval
         self.fast_interval = fast_interval
         self.retry_interval = retry_interval
@@ -183,11 +186,12 @@ class DhtPeerSource:
                     reached |= await self._get_peers(node, wid, seen)
         if self.announce:
             port = None if self.implied_port else self.port
+            seed = self.is_seed()  # BEP 33: seeds are counted apart by DHT scrapes
             for node, wid in [(n, w) for n in self.nodes for w in self.wire_ids]:
                 self._announces += 1
                 with trio.move_on_after(self.lookup_timeout) as scope:
                     try:
-                        stored = await node.announce(wid, port)
+                        stored = await node.announce(wid, port, seed=seed)
                     except DhtError as exc:
                         self._failed(f"announce: {exc}")
                         continue

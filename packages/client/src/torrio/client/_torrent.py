@@ -715,6 +715,7 @@ class TorrentRuntime:
             implied_port=True,  # the DHT shares the peer port's number (one UDP port)
             private=self.torrent.private,
             wants_peers=self._wants_peers,
+            is_seed=lambda: self.have.all(),
             interval=max(settings.dht_interval, ANNOUNCE_INTERVAL),
             fast_interval=settings.dht_interval,
             retry_interval=min(settings.dht_interval, RETRY_INTERVAL),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import trio
@@ -95,7 +96,7 @@ async def test_a_seed_is_announced_as_a_seed_for_dht_scrapes(
         for i, node in enumerate(sim.nodes[1:4]):  # one seed, two downloaders
             await DhtPeerSource(
                 node, V1, lambda p: None, port=7000 + i, wants_peers=lambda: False,
-                is_seed=lambda seed=(i == 0): seed,
+                is_seed=functools.partial(bool, i == 0),
             ).run_round()  # fmt: skip
         seeds, peers = await sim.nodes[-1].scrape(V1.wire)
         assert (seeds, peers) == (1, 2)

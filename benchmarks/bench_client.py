@@ -1,4 +1,4 @@
-"""Benchmark: one seed -> one downloader of one file over loopback TCP, four pairings.
+"""Benchmark: one seed -> one downloader of one file over loopback TCP or uTP, four pairings.
 
 libtorrent -> libtorrent is the reference; then libtorrent -> torrio, torrio -> libtorrent and
 torrio -> torrio, and libtorrent -> aria2c when ``aria2c`` is installed (``make system-deps``).
@@ -6,6 +6,12 @@ Each side runs in its own process, so CPU seconds and peak RSS are per side. Pri
 seconds per GiB on each side, peak RSS, and each rate as a ratio of the reference.
 
     python benchmarks/bench_client.py [--size 1GiB] [--piece-size 1MiB] [--pairs lt-lt,lt-torrio,...]
+                                      [--transport tcp|utp]
+
+``--transport utp`` restricts both sides to uTP: libtorrent with its TCP pair off and 4 MiB UDP
+socket buffers (INTEROP.md: with the 208 KiB default its own uTP drops thousands of datagrams per
+GiB on loopback), torrio with ``transport="utp"`` (its shared UDP socket asks for 4 MiB too).
+aria2c has no uTP, so its pairs are left out then.
 
 aria2c takes peers only from trackers or incoming connections, so for an ``-aria2`` pair the seed
 dials aria2c (its clock starts when aria2c is launched, file allocation off, exits when done).
@@ -68,28 +74,35 @@ def worker_aria2(torrent: str, save: str) -> None:
     print(json.dumps({"seconds": elapsed, "rc": proc.returncode, **use}), flush=True)
 
 
-def _lt_settings(port: int) -> dict[str, Any]:
-    return {
+def _lt_settings(port: int, transport: str = "tcp") -> dict[str, Any]:
+    utp = transport == "utp"
+    settings: dict[str, Any] = {
         "enable_dht": False,
         "enable_lsd": False,
         "enable_upnp": False,
         "enable_natpmp": False,
         "listen_interfaces": f"127.0.0.1:{port}",
         "allow_multiple_connections_per_ip": True,
-        "enable_outgoing_utp": False,
-        "enable_incoming_utp": False,
+        "enable_outgoing_utp": utp,
+        "enable_incoming_utp": utp,
+        "enable_outgoing_tcp": not utp,
+        "enable_incoming_tcp": not utp,
         "alert_mask": 0,
     }
+    if utp:
+        settings["recv_socket_buffer_size"] = 4 * MiB
+        settings["send_socket_buffer_size"] = 4 * MiB
+    return settings
 
 
-def worker_lt(role: str, torrent: str, save: str, peer: int | None) -> None:
+def worker_lt(role: str, torrent: str, save: str, peer: int | None, transport: str) -> None:
     import importlib
 
     lt: Any = importlib.import_module("libtorrent")
 
     # block SIGTERM in every thread (libtorrent's inherit the mask) so sigwait receives it
     signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGTERM])
-    ses = lt.session(_lt_settings(0))
+    ses = lt.session(_lt_settings(0, transport))
     atp = lt.add_torrent_params()
     atp.ti = lt.torrent_info(torrent)
     atp.save_path = save
@@ -115,7 +128,9 @@ def worker_lt(role: str, torrent: str, save: str, peer: int | None) -> None:
     os._exit(0)
 
 
-def worker_torrio(role: str, torrent: str, save: str, peer: int | None, encryption: str) -> None:
+def worker_torrio(
+    role: str, torrent: str, save: str, peer: int | None, encryption: str, transport: str
+) -> None:
     import trio
 
     from torrio.client import AddTorrent, open_session
@@ -126,6 +141,7 @@ def worker_torrio(role: str, torrent: str, save: str, peer: int | None, encrypti
             listen_host="127.0.0.1",
             listen_port=0,
             encryption=encryption,
+            transport=transport,
             stats_interval=0,
             resume_interval=0,
         ) as s:
@@ -167,14 +183,14 @@ def _spawn(args: list[str], *, stdin: bool = False) -> subprocess.Popen[str]:
 
 
 def run_pair(
-    seed: str, dl: str, torrent: Path, data_dir: Path, work: Path, enc: str
+    seed: str, dl: str, torrent: Path, data_dir: Path, work: Path, enc: str, transport: str
 ) -> dict[str, Any]:
     out = work / f"{seed}-{dl}"
     out.mkdir()
-    sp = _spawn([seed, "seed", str(torrent), str(data_dir), "0", enc], stdin=True)
+    sp = _spawn([seed, "seed", str(torrent), str(data_dir), "0", enc, transport], stdin=True)
     assert sp.stdout is not None and sp.stdin is not None
     port = json.loads(sp.stdout.readline())["port"]
-    dp = _spawn([dl, "download", str(torrent), str(out), str(port), enc])
+    dp = _spawn([dl, "download", str(torrent), str(out), str(port), enc, transport])
     assert dp.stdout is not None
     try:
         if dl == "aria2":
@@ -196,14 +212,14 @@ def run_pair(
 
 def main() -> int:
     if len(sys.argv) > 1 and sys.argv[1] == "worker":
-        impl, role, torrent_path, save, port, enc = sys.argv[2:8]
+        impl, role, torrent_path, save, port, enc, transport = sys.argv[2:9]
         peer = int(port) or None
         if impl == "aria2":
             worker_aria2(torrent_path, save)
         elif impl == "lt":
-            worker_lt(role, torrent_path, save, peer)
+            worker_lt(role, torrent_path, save, peer, transport)
         else:
-            worker_torrio(role, torrent_path, save, peer, enc)
+            worker_torrio(role, torrent_path, save, peer, enc, transport)
         return 0
     from torrio.client import parse_rate
 
@@ -217,12 +233,15 @@ def main() -> int:
         " (+ lt-aria2,torrio-aria2 when aria2c is installed)",
     )
     p.add_argument("--encryption", default="disable", choices=("disable", "prefer", "require"))
+    p.add_argument(
+        "--transport", default="tcp", choices=("tcp", "utp"), help="peer transport (default tcp)"
+    )
     args = p.parse_args()
     if args.pairs is None:
         import shutil
 
         args.pairs = "lt-lt,lt-torrio,torrio-lt,torrio-torrio"
-        if shutil.which("aria2c"):
+        if shutil.which("aria2c") and args.transport == "tcp":
             args.pairs += ",lt-aria2,torrio-aria2"
     size = parse_rate(args.size)
     piece = parse_rate(args.piece_size)
@@ -243,7 +262,8 @@ def main() -> int:
         torrent = work / "payload.torrent"
         torrent.write_bytes(lt.bencode(ct.generate()))
         print(
-            f"bench_client: {size / MiB:.0f} MiB, {piece // 1024} KiB pieces, loopback TCP, "
+            f"bench_client: {size / MiB:.0f} MiB, {piece // 1024} KiB pieces, "
+            f"loopback {args.transport.upper()}, "
             f"torrio encryption={args.encryption}; 2 shared cores (loaded machine)"
         )
         print(
@@ -254,7 +274,7 @@ def main() -> int:
         gib = size / (1024 * MiB)
         for pair in args.pairs.split(","):
             seed, dl = pair.split("-")
-            r = run_pair(seed, dl, torrent, data_dir, work, args.encryption)
+            r = run_pair(seed, dl, torrent, data_dir, work, args.encryption, args.transport)
             rate = size / MiB / r["dl"]["seconds"]
             if ref is None and pair == "lt-lt":
                 ref = rate

@@ -17,6 +17,7 @@ import trio
 
 from torrio.client import AddTorrent, ClientError, DhtReply, SessionSettings, open_session
 from torrio.client._session import _udp_hosts
+from torrio.client._transport import UTP_TIMEOUT
 from torrio.core import PeerAddr
 
 from ._helpers import make_torrent, tree_digest
@@ -57,8 +58,8 @@ async def test_both_dials_utp_first_and_a_utp_peer_answers(tmp_path: Path) -> No
 
 
 async def test_both_falls_back_to_tcp_for_a_tcp_only_peer(tmp_path: Path) -> None:
-    """The seed runs no uTP (transport tcp): the SYN goes unanswered, and after the uTP timeout
-    (capped by connect_timeout) the leech dials TCP and remembers the address has no uTP."""
+    """The seed runs no uTP (transport tcp): its UDP port answers the SYN with ST_RESET, the
+    leech dials TCP and remembers the address has no uTP."""
     seed, (leech, _) = await _download(
         tmp_path,
         {**LOOP, "transport": "tcp"},
@@ -67,6 +68,24 @@ async def test_both_falls_back_to_tcp_for_a_tcp_only_peer(tmp_path: Path) -> Non
     assert leech.utp_connected == 0 and leech.utp_failed == 1
     assert (leech.fallbacks, leech.tcp_connected, leech.no_utp_known) == (1, 1, 1)
     assert (seed.tcp_incoming, seed.utp_incoming) == (1, 0)
+
+
+async def test_both_falls_back_at_once_when_the_peer_resets_the_syn() -> None:
+    """Regression: a session without uTP dropped SYNs silently, so a ``both`` dialer waited out
+    the whole uTP timeout (3 s) before trying TCP. Its mux now answers with ST_RESET."""
+    async with (
+        open_session(**LOOP, transport="tcp") as tcp_only,
+        open_session(**LOOP, transport="both") as dialer,
+    ):
+        assert UTP_TIMEOUT >= 3.0
+        with trio.fail_after(UTP_TIMEOUT - 1.0):  # well before the uTP timeout would end it
+            dialed = await dialer.transport.connect(PeerAddr("127.0.0.1", tcp_only.port))
+        await dialed.stream.aclose()
+        assert dialed.kind == "tcp"
+        stats = dialer.transport_statistics()
+        assert (stats.utp_failed, stats.fallbacks, stats.tcp_connected) == (1, 1, 1)
+        udp = tcp_only.udp_statistics()
+        assert udp is not None and udp.resets_sent == 1
 
 
 async def test_tcp_transport_never_opens_utp(tmp_path: Path) -> None:

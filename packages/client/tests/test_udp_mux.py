@@ -15,6 +15,7 @@ from torrio.client._errors import ClientError
 from torrio.client._udp_mux import (
     BOOTSTRAP_RETRY,
     DEFAULT_UDP_BUFFER,
+    RESET_RATE,
     UdpMux,
     _join,
     open_udp_mux,
@@ -34,7 +35,13 @@ from torrio.tracker import (
     decode_request,
     encode_response,
 )
-from torrio.utp import PacketType, encode_packet, open_utp_socket
+from torrio.utp import (
+    PacketType,
+    UtpConnectionReset,
+    decode_packet,
+    encode_packet,
+    open_utp_socket,
+)
 
 
 class Recorder:
@@ -371,3 +378,78 @@ async def test_join_retries_until_a_bootstrap_node_answers(
         await trio.sleep(BOOTSTRAP_RETRY)
         assert node.statistics().routing_table.nodes == 1
         nursery.cancel_scope.cancel()
+
+
+async def test_a_utp_syn_to_a_mux_without_utp_is_reset_so_the_dialer_gives_up_at_once() -> None:
+    """Regression: the SYN used to be dropped silently, so a ``both`` dialer waited out its ~3 s
+    uTP timeout before falling back to TCP."""
+    async with (
+        open_udp_stack("127.0.0.1", 0, utp=False, dht=False) as stack,
+        open_utp_socket(("127.0.0.1", 0)) as dialer,
+    ):
+        with trio.fail_after(2), pytest.raises(UtpConnectionReset):
+            await dialer.connect(stack.mux.local_address())
+        s = stack.mux.statistics()
+        assert (s.resets_sent, s.resets_limited, s.no_handler) == (1, 0, 1)
+
+
+async def test_syn_resets_answer_the_syn_and_are_rate_limited(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with open_udp_mux("127.0.0.1", 0) as mux:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as peer:
+            peer.bind(("127.0.0.1", 0))
+            peer.setblocking(False)
+            src = peer.getsockname()
+            for i in range(RESET_RATE + 10):
+                mux.dispatch(encode_packet(PacketType.SYN, 1000 + i, 0, 0, 0, 77 + i, 0), src)
+            # DATA/STATE for nobody is not answered (only a SYN opens a connection)
+            mux.dispatch(encode_packet(PacketType.DATA, 5, 0, 0, 0, 9, 0, b"x"), src)
+            mux.dispatch(encode_packet(PacketType.STATE, 5, 0, 0, 0, 9, 0), src)
+            s = mux.statistics()
+            assert (s.resets_sent, s.resets_limited) == (RESET_RATE, 10)
+            first = decode_packet(peer.recv(100))
+            assert first.type == PacketType.RESET
+            # the id the dialer receives on, and its SYN's sequence number acknowledged
+            assert (first.connection_id, first.ack_nr) == (1000, 77)
+            autojump_clock.jump(1.0)  # a new second: a new budget
+            mux.dispatch(encode_packet(PacketType.SYN, 1, 0, 0, 0, 2, 0), src)
+            assert mux.statistics().resets_sent == RESET_RATE + 1
+            # a short or extended datagram with the SYN byte is not answered
+            mux.dispatch(b"\x41\x00\x00\x01", src)
+            assert mux.statistics().resets_sent == RESET_RATE + 1
+
+
+async def test_a_registered_utp_socket_gets_bulk_datagrams_on_the_fast_path() -> None:
+    """DATA/STATE/FIN skip the per-datagram routing but are still counted as uTP."""
+    async with (
+        open_udp_stack("127.0.0.1", 0, utp=True, dht=False) as stack,
+        open_utp_socket(("127.0.0.1", 0)) as other,
+    ):
+        assert stack.utp is not None
+        payload = bytes(range(256)) * 400
+
+        async def serve() -> None:
+            async for stream in stack.utp.accept():  # type: ignore[union-attr]
+                got = bytearray()
+                while chunk := await stream.receive_some():
+                    got += chunk
+                await stream.send_all(bytes(got))
+                await stream.send_eof()
+                await stream.wait_all_sent()
+                return
+
+        with trio.fail_after(10):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(serve)
+                stream = await other.connect(stack.mux.local_address())
+                await stream.send_all(payload)
+                await stream.send_eof()
+                echoed = bytearray()
+                while chunk := await stream.receive_some():
+                    echoed += chunk
+                await stream.aclose()
+        assert echoed == payload
+        s = stack.mux.statistics()
+        assert s.utp == s.received > len(payload) // 1400
+        assert s.sent > len(payload) // 1400 and s.send_errors == s.handler_errors == 0

@@ -17,6 +17,18 @@ The three shapes are disjoint: a tracker reply starts with a zero byte (its acti
 
 The ``"utp"`` handler is called with a ``memoryview`` into the receive buffer, valid only during
 the call (a :class:`torrio.utp.UtpSocket` decodes it at once); the other routes get ``bytes``.
+
+uTP carries the bulk of the traffic, so the receive loop hands uTP DATA/STATE/FIN datagrams to a
+registered :class:`~torrio.utp.UtpSocket` directly (no per-datagram routing), reads up to
+``_RECV_BATCH`` datagrams per wakeup, and yields early when the uTP socket has an acknowledgement
+due (:attr:`torrio.utp.UtpSocket.ack_due`), as the uTP socket's own receive loop does. The uTP
+socket sends through :meth:`UdpMux.sendto_nowait` (no await per datagram) while the kernel's send
+buffer has room.
+
+A uTP SYN that arrives while no uTP handler is registered for its family (a session with
+``transport="tcp"``) is answered with ST_RESET (BEP 29), so a peer dialing uTP first falls back to
+TCP at once instead of waiting out its SYN timeout; at most ``RESET_RATE`` such answers go out per
+second (the rest are dropped, counted in ``resets_limited``).
 """
 
 from __future__ import annotations
@@ -33,8 +45,10 @@ import trio
 
 from torrio.core import CoreError, DatagramHandler, PeerAddr, SocketAddress
 from torrio.utp import (
+    PacketType,
     UtpConfig,
     UtpSocket,
+    encode_packet,
     is_utp_datagram,
     open_utp_socket,
     window_for_socket_buffer,
@@ -56,7 +70,15 @@ DEFAULT_UDP_BUFFER: Final = 4 << 20
 """Requested SO_RCVBUF/SO_SNDBUF (the kernel caps it at ``net.core.rmem_max``/``wmem_max``)."""
 
 MAX_DATAGRAM: Final = 65536
-_RECV_BATCH: Final = 64
+_RECV_BATCH: Final = 256
+RESET_RATE: Final = 50
+"""ST_RESET answers to uTP SYNs (when no uTP runs) sent per second at most, whoever asks."""
+_UTP_HEADER: Final = 20
+_UTP_SYN_B0: Final = (int(PacketType.SYN) << 4) | 1
+# uTP version 1 DATA, FIN and STATE: the receive loop's fast path to the uTP socket
+_UTP_BULK: Final = frozenset(
+    (int(t) << 4) | 1 for t in (PacketType.DATA, PacketType.FIN, PacketType.STATE)
+)
 _QUIET_ERRNOS: Final = frozenset({errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH})
 
 Matcher = Callable[[bytes, SocketAddress], bool]
@@ -90,6 +112,10 @@ class UdpMuxStatistics:
     """SO_RCVBUF of the IPv4 (or only) socket, as the kernel reports it."""
     send_buffer: int
     """SO_SNDBUF of that socket."""
+    resets_sent: int = 0
+    """ST_RESET answers to uTP SYNs that arrived with no uTP handler registered."""
+    resets_limited: int = 0
+    """Such SYNs left unanswered because :data:`RESET_RATE` was reached."""
 
 
 @attrs.define(eq=False)
@@ -122,6 +148,9 @@ class UdpMux:
         self._received = self._sent = self._dht = self._utp = self._tracker = 0
         self._no_handler = self._dropped = self._handler_errors = 0
         self._send_errors = self._recv_errors = 0
+        self._resets_sent = self._resets_limited = 0
+        self._reset_window = float("-inf")
+        self._reset_budget = RESET_RATE
         # sizes as the kernel granted them (fixed after bind; readable after close too)
         self._rcvbuf = self._buffer(stdsocket.SO_RCVBUF)
         self._sndbuf = self._buffer(stdsocket.SO_SNDBUF)
@@ -220,6 +249,8 @@ class UdpMux:
                 reg = routes.get(("utp", family))
                 if reg is None:
                     self._no_handler += 1
+                    if first == _UTP_SYN_B0 and len(data) >= _UTP_HEADER:
+                        self._refuse_syn(data, addr, family)
                     return
                 self._utp += 1
                 # the uTP socket decodes at once: it may read the receive buffer in place
@@ -241,7 +272,56 @@ class UdpMux:
         except Exception:  # a consumer's bug must not take the session's UDP port down with it
             self._handler_errors += 1
 
+    def _refuse_syn(self, syn: bytes | memoryview, addr: SocketAddress, family: int) -> None:
+        """Answer a SYN nobody will accept with ST_RESET (rate-limited, never blocks)."""
+        now = trio.current_time()
+        if now - self._reset_window >= 1.0 or now < self._reset_window:
+            self._reset_window = now
+            self._reset_budget = RESET_RATE
+        if self._reset_budget <= 0:
+            self._resets_limited += 1
+            return
+        self._reset_budget -= 1
+        sock = self._socks.get(family)
+        if sock is None:  # pragma: no cover - dispatch is called per socket family
+            return
+        # the SYN's connection id is the one its sender receives on; ack its sequence number
+        conn_id = (syn[2] << 8) | syn[3]
+        seq = (syn[16] << 8) | syn[17]
+        reset = encode_packet(PacketType.RESET, conn_id, int(now * 1e6) & 0xFFFFFFFF, 0, 0, 0, seq)
+        try:
+            sock.sendto(reset, (addr[0], addr[1]))
+        except OSError:
+            self._resets_limited += 1  # buffer full or unreachable: the dialer times out instead
+            return
+        self._resets_sent += 1
+
     # -- I/O ------------------------------------------------------------------------------------
+
+    def sendto_nowait(self, data: bytes, addr: SocketAddress) -> bool:
+        """Send one datagram now if the socket takes it: True when sent (or dropped for an
+        ICMP-reported unreachability), False when the send buffer is full (nothing was sent;
+        ``await sendto`` waits for room). Raises ``OSError`` like :meth:`sendto`.
+
+        :class:`torrio.utp.UtpSocket` uses it to send bursts without an await per datagram.
+        """
+        host = addr[0]
+        fam = 6 if ":" in host else 4
+        sock = self._socks.get(fam)
+        if sock is None:
+            self._send_errors += 1
+            raise OSError(errno.EAFNOSUPPORT, f"the UDP mux has no IPv{fam} socket")
+        if self._send_locks[fam].locked():
+            return False  # others wait for room: keep the order
+        try:
+            sock.sendto(data, addr if len(addr) == 2 else (host, addr[1]))
+        except BlockingIOError:
+            return False
+        except OSError as exc:
+            self._send_failed(exc)
+            return True
+        self._sent += 1
+        return True
 
     async def sendto(self, data: bytes, addr: SocketAddress) -> None:
         """Send one datagram from the socket of ``addr``'s family (:class:`DatagramEndpoint`).
@@ -290,9 +370,15 @@ class UdpMux:
         view = memoryview(buf)
         recv = sock.recvfrom_into
         dispatch = self.dispatch
+        routes = self._routes
+        bulk = _UTP_BULK
         task_status.started()
         while True:
             await trio.lowlevel.wait_readable(sock)
+            # handlers change only between batches (no other task runs during one)
+            reg = routes.get(("utp", family))
+            utp = reg.handler if reg is not None and isinstance(reg.handler, UtpSocket) else None
+            taken = 0
             # a bounded batch, then a checkpoint, so consumers' tasks (acks, replies) run
             for _ in range(_RECV_BATCH):
                 try:
@@ -302,7 +388,20 @@ class UdpMux:
                 except OSError:
                     self._recv_errors += 1  # ICMP errors surfaced on a UDP socket
                     continue
+                if utp is not None and n >= _UTP_HEADER and buf[0] in bulk and buf[1] == 0:
+                    # the uTP bulk path: straight to the socket, which decodes in place
+                    taken += 1
+                    try:
+                        utp.datagram_received(view[:n], src if len(src) == 2 else src[:2])
+                    except Exception:
+                        self._handler_errors += 1
+                    if utp.ack_due:
+                        break  # let the uTP service task send that ack before reading on
+                    continue
                 dispatch(view[:n], (str(src[0]), int(src[1])), family)
+            if taken:
+                self._received += taken
+                self._utp += taken
             await trio.lowlevel.checkpoint()
 
     def statistics(self) -> UdpMuxStatistics:
@@ -320,6 +419,8 @@ class UdpMux:
             recv_errors=self._recv_errors,
             recv_buffer=self._rcvbuf,
             send_buffer=self._sndbuf,
+            resets_sent=self._resets_sent,
+            resets_limited=self._resets_limited,
         )
 
 

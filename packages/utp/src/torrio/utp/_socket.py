@@ -117,6 +117,12 @@ class UtpSocket:
 
     ``datagram_received`` is the :class:`torrio.core.DatagramHandler` entry a session's shared UDP
     socket calls with every datagram whose shape is uTP (see :func:`torrio.utp.is_utp_datagram`).
+    Such a receive loop should yield (checkpoint) when :attr:`ack_due` turns true, so the service
+    task sends that acknowledgement before more datagrams are read.
+
+    An endpoint with a ``sendto_nowait(data, addr) -> bool`` method besides ``sendto`` (True:
+    sent; False: the send buffer is full, nothing sent) has bursts sent through it without an
+    await per datagram; ``await sendto`` is used only when it returns False.
     """
 
     def __init__(
@@ -140,6 +146,10 @@ class UtpSocket:
         self._raw: stdsocket.socket | None = (
             endpoint.sock if isinstance(endpoint, _UdpEndpoint) else None
         )
+        nowait = getattr(endpoint, "sendto_nowait", None)
+        self._sendto_nowait: Callable[[bytes, SocketAddress], bool] | None = (
+            nowait if callable(nowait) else None
+        )
         self.config = config or UtpConfig()
         self._accept_incoming = accept_incoming
         self._max_connections = max_connections
@@ -161,6 +171,13 @@ class UtpSocket:
         self.send_errors = 0
 
     # -- public API ------------------------------------------------------------------------------
+
+    @property
+    def ack_due(self) -> bool:
+        """A datagram taken since the last send round asked for an immediate answer (an ack a
+        sender is waiting for): whoever feeds :meth:`datagram_received` in a loop should yield
+        now. Cleared when the service task sends."""
+        return self._ack_urgent
 
     @property
     def local_address(self) -> SocketAddress | None:
@@ -445,14 +462,18 @@ class UtpSocket:
                             self.send_errors += 1
                         break
         else:
+            nowait = self._sendto_nowait
             for d in datagrams:
                 try:
+                    if nowait is not None and nowait(d, addr):
+                        continue
                     await self._endpoint.sendto(d, addr)
                 except OSError:
                     self.send_errors += 1
         self.datagrams_sent += len(datagrams)
 
     async def _flush(self) -> None:
+        self._ack_urgent = False  # whatever asked for an answer gets it in this round
         while self._resets:
             resets, self._resets = self._resets, []
             for data, addr in resets:

@@ -21,7 +21,6 @@ dict and info-hash, pieces verified by their v1 SHA-1 hashes), so v1-only peers 
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -44,9 +43,11 @@ from torrio.wire import (
 )
 
 from ._errors import ClientError
+from ._fetch_driver import fetch_round
 from ._metadata_fetch import MetadataFetcher, MetadataFetchError, selection_priorities
 from ._peer_list import SOURCE_DHT, SOURCE_MANUAL, SOURCE_TRACKER, PeerList
 from ._piece_layer_fetch import PieceLayerFetcher, PieceLayerFetchError
+from ._piece_layer_fetch import reject as reject_hashes
 
 if TYPE_CHECKING:
     from torrio.handshake import HandshakeResult
@@ -178,25 +179,7 @@ class _Resolver:
         fetcher: MetadataFetcher[PeerAddr] | PieceLayerFetcher[PeerAddr],
     ) -> None:
         """One round of a fetcher: drop banned peers, send due requests, wait for news."""
-        waiting = self._changed
-        now = trio.current_time()
-        for addr in fetcher.take_banned():
-            self.peer_list.ban(addr)
-            conn = self.conns.get(addr)
-            if conn is not None:
-                nursery.start_soon(conn.aclose)
-        requests: list[tuple[PeerAddr, Any]] = list(fetcher.poll(now))
-        for addr, req in requests:
-            conn = self.conns.get(addr)
-            try:
-                if conn is None:
-                    raise WireError("gone")
-                await conn.send(req)
-            except (WireError, trio.BrokenResourceError, trio.ClosedResourceError):
-                fetcher.remove_peer(addr)
-        deadline = fetcher.next_deadline()
-        with trio.move_on_at(math.inf if deadline is None else deadline):
-            await waiting.wait()
+        await fetch_round(fetcher, self.conns, nursery, self._changed)
 
     # -- peer sources --------------------------------------------------------------------------
 
@@ -282,7 +265,7 @@ class _Resolver:
                         if self.layers is not None:
                             self.layers.receive(addr, ev, trio.current_time())
                     elif isinstance(ev, HashRequest):
-                        await conn.send(HashReject(*attrs.astuple(ev)))
+                        await conn.send(reject_hashes(ev))
                         continue
                     elif isinstance(ev, ExtendedHandshake):
                         size = ev.metadata_size if conn.registry.supports(UT_METADATA) else None

@@ -490,80 +490,42 @@ async def fetch_metadata(
     run this before (or instead of) the session's own reader on those connections. Raises
     :class:`MetadataFetchError` if every connection closed first. Wrap it in a trio timeout.
     """
-    import trio
+    from torrio.wire import UT_METADATA, ExtendedHandshake
 
-    from torrio.wire import UT_METADATA, ExtendedHandshake, WireError
+    from ._fetch_driver import drive
 
-    def _usable_size(conn: PeerConnection, size: int | None) -> int | None:
+    def offer(key: K, conn: PeerConnection, size: int | None) -> None:
         # a metadata_size without ut_metadata in "m" is no offer at all
-        return size if conn.registry.supports(UT_METADATA) else None
+        fetcher.add_peer(key, size if conn.registry.supports(UT_METADATA) else None)
 
-    changed = trio.Event()
-    alive = len(connections)
-    errors: list[MetadataFetchError] = []
-
-    def wake() -> None:
-        nonlocal changed
-        changed.set()
-        changed = trio.Event()
-
-    async def reader(key: K, conn: PeerConnection) -> None:
-        nonlocal alive
+    def on_open(key: K, conn: PeerConnection) -> None:
         hs = conn.wire.peer_extended_handshake
         if hs is not None:
-            fetcher.add_peer(key, _usable_size(conn, hs.metadata_size))
-            wake()
-        try:
-            async for ev in conn:
-                if isinstance(ev, ExtendedHandshake):
-                    fetcher.add_peer(key, _usable_size(conn, ev.metadata_size))
-                elif isinstance(ev, UtMetadataRequest):
-                    await conn.send(UtMetadataReject(ev.piece))
-                    continue
-                elif isinstance(ev, UtMetadataData | UtMetadataReject):
-                    try:
-                        fetcher.receive(key, ev, trio.current_time())
-                    except MetadataFetchError as exc:
-                        errors.append(exc)
-                else:
-                    continue
-                wake()
-        except WireError:  # closed, or a protocol violation: either way this peer is done
-            pass
-        finally:
-            fetcher.remove_peer(key)
-            alive -= 1
-            wake()
+            offer(key, conn, hs.metadata_size)
 
-    async with trio.open_nursery() as nursery:
-        for key, conn in connections.items():
-            nursery.start_soon(reader, key, conn)
-        while not fetcher.done:
-            # taken before acting so that a change made while we await a send is not missed
-            waiting = changed
-            for key in fetcher.take_banned():
-                banned = connections.get(key)
-                if banned is not None:
-                    nursery.start_soon(banned.aclose)
-            for key, req in fetcher.poll(trio.current_time()):
-                try:
-                    await connections[key].send(req)
-                except WireError:  # closed, or ut_metadata withdrawn by a new handshake
-                    fetcher.remove_peer(key)
-            if errors:
-                break
-            if alive == 0 and not fetcher.done:
-                errors.append(
-                    MetadataFetchError("every peer disconnected before the metadata arrived")
-                )
-                break
-            if fetcher.info_bytes is not None:  # completed while we awaited a send
-                break
-            deadline = fetcher.next_deadline()
-            with trio.move_on_at(math.inf if deadline is None else deadline):
-                await waiting.wait()
-        nursery.cancel_scope.cancel()
-    if errors:
-        raise errors[0]
+    async def handle(key: K, conn: PeerConnection, ev: object) -> bool:
+        import trio
+
+        if isinstance(ev, ExtendedHandshake):
+            offer(key, conn, ev.metadata_size)
+        elif isinstance(ev, UtMetadataRequest):
+            await conn.send(UtMetadataReject(ev.piece))
+            return False
+        elif isinstance(ev, UtMetadataData | UtMetadataReject):
+            fetcher.receive(key, ev, trio.current_time())
+        else:
+            return False
+        return True
+
+    await drive(
+        fetcher,
+        connections,
+        handle,
+        on_open=on_open,
+        everyone_left=lambda: MetadataFetchError(
+            "every peer disconnected before the metadata arrived"
+        ),
+        abort=MetadataFetchError,
+    )
     assert fetcher.info_bytes is not None
     return fetcher.info_bytes

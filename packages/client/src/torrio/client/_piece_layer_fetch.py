@@ -339,65 +339,35 @@ async def fetch_piece_layers(
     :meth:`PieceLayerFetcher.layers`. Raises :class:`PieceLayerFetchError` if every connection
     closed first. Wrap it in a trio timeout.
     """
-    import trio
+    from ._fetch_driver import drive
 
-    from torrio.wire import WireError
+    async def handle(key: K, conn: PeerConnection, ev: object) -> bool:
+        import trio
 
-    changed = trio.Event()
-    alive = len(connections)
+        if isinstance(ev, HashRequest):
+            await conn.send(reject(ev))
+            return False
+        if isinstance(ev, Hashes | HashReject):
+            fetcher.receive(key, ev, trio.current_time())
+            return True
+        return False
 
-    def wake() -> None:
-        nonlocal changed
-        changed.set()
-        changed = trio.Event()
-
-    async def reader(key: K, conn: PeerConnection) -> None:
-        nonlocal alive
-        fetcher.add_peer(key)
-        wake()
-        try:
-            async for ev in conn:
-                if isinstance(ev, HashRequest):
-                    await conn.send(
-                        HashReject(
-                            ev.pieces_root, ev.base_layer, ev.index, ev.length, ev.proof_layers
-                        )
-                    )
-                elif isinstance(ev, Hashes | HashReject):
-                    fetcher.receive(key, ev, trio.current_time())
-                    wake()
-        except WireError:  # closed, or a protocol violation: either way this peer is done
-            pass
-        finally:
-            fetcher.remove_peer(key)
-            alive -= 1
-            wake()
-
-    failed = False
-    async with trio.open_nursery() as nursery:
-        for key, conn in connections.items():
-            nursery.start_soon(reader, key, conn)
-        await trio.lowlevel.checkpoint()
-        while True:
-            waiting = changed
-            for key in fetcher.take_banned():
-                banned = connections.get(key)
-                if banned is not None:
-                    nursery.start_soon(banned.aclose)
-            for key, req in fetcher.poll(trio.current_time()):
-                try:
-                    await connections[key].send(req)
-                except WireError:
-                    fetcher.remove_peer(key)
-            if fetcher.done:
-                break
-            if alive == 0:
-                failed = True
-                break
-            deadline = fetcher.next_deadline()
-            with trio.move_on_at(math.inf if deadline is None else deadline):
-                await waiting.wait()
-        nursery.cancel_scope.cancel()
-    if failed:
-        raise PieceLayerFetchError("every peer disconnected before the piece layers arrived")
+    await drive(
+        fetcher,
+        connections,
+        handle,
+        on_open=lambda key, _conn: fetcher.add_peer(key),
+        everyone_left=lambda: PieceLayerFetchError(
+            "every peer disconnected before the piece layers arrived"
+        ),
+        abort=PieceLayerFetchError,
+    )
     return fetcher.layers()
+
+
+def reject(request: HashRequest) -> HashReject:
+    """The hash reject answering ``request``."""
+    return HashReject(
+        request.pieces_root, request.base_layer, request.index, request.length,
+        request.proof_layers,
+    )  # fmt: skip

@@ -40,7 +40,6 @@ from torrio.core import DatagramEndpoint, DatagramHandler, SocketAddress
 from ._proxy import DEFAULT_CONNECT_TIMEOUT, ProxyConfig, ProxyError
 from ._socks5 import (
     NEED_DATA,
-    Data,
     Socks5Fragment,
     Socks5Negotiation,
     encode_address,
@@ -78,8 +77,11 @@ class UdpProxy(Protocol):
         """The datagram to send instead and where to (the relay); None: drop it."""
         ...
 
-    def unwrap_incoming(self, data: Data, src: SocketAddress) -> tuple[Data, SocketAddress] | None:
-        """The payload and real source of a datagram from ``src``; None: drop it."""
+    def unwrap_incoming(
+        self, data: bytes | memoryview, src: SocketAddress
+    ) -> tuple[bytes | memoryview, SocketAddress] | None:
+        """The payload and real source of a datagram from ``src`` (a ``memoryview`` in gives a
+        ``memoryview`` of the same buffer out); None: drop it."""
         ...
 
 
@@ -210,7 +212,9 @@ class Socks5UdpAssociation:
         self._sent += 1
         return packet, relay
 
-    def unwrap_incoming(self, data: Data, src: SocketAddress) -> tuple[Data, SocketAddress] | None:
+    def unwrap_incoming(
+        self, data: bytes | memoryview, src: SocketAddress
+    ) -> tuple[bytes | memoryview, SocketAddress] | None:
         """``(payload, real source)`` of a datagram the relay sent; None (counted) for datagrams
         from anyone else, fragments and malformed headers."""
         relay = self._relay

@@ -24,7 +24,7 @@ import enum
 import functools
 import ipaddress
 import struct
-from typing import Final, TypeVar
+from typing import Final, overload
 
 import attrs
 
@@ -62,8 +62,6 @@ MAX_HEADER: Final = 4 + 1 + 255 + 2
 _PORT = struct.Struct("!H")
 _V4_HEAD = struct.Struct("!HBB4sH")
 _V6_HEAD = struct.Struct("!HBB16sH")
-
-Data = TypeVar("Data", bytes, memoryview)
 
 
 class Socks5Fragment(ProxyError):
@@ -152,7 +150,15 @@ def wrap(data: bytes | memoryview, addr: SocketAddress) -> bytes:
     return b"\x00\x00\x00" + encode_address(addr[0], addr[1]) + data
 
 
-def unwrap(datagram: Data) -> tuple[Data, SocketAddress]:
+@overload
+def unwrap(datagram: bytes) -> tuple[bytes, SocketAddress]: ...
+@overload
+def unwrap(datagram: memoryview) -> tuple[memoryview, SocketAddress]: ...
+@overload
+def unwrap(datagram: bytes | memoryview) -> tuple[bytes | memoryview, SocketAddress]: ...
+
+
+def unwrap(datagram: bytes | memoryview) -> tuple[bytes | memoryview, SocketAddress]:
     """The payload and source address of a datagram from the relay.
 
     A ``memoryview`` in gives a ``memoryview`` of the same buffer out (no copy). Raises

@@ -217,6 +217,30 @@ async def test_peers_found_through_the_dht(tmp_path: Path) -> None:
     assert tree_digest(tmp_path / "dl" / "payload") == tree_digest(tmp_path / "seed" / "payload")
 
 
+@pytest.mark.parametrize("version", ["v1", "v2"])
+async def test_magnet_found_through_the_dht(tmp_path: Path, version: str) -> None:
+    """A magnet with no peers and no trackers: metadata (and v2 piece layers) from a peer the DHT
+    names, then the download."""
+    from torrio.dht import open_node
+
+    t = make_torrent(tmp_path / "seed", 300_000, piece_length=16384, version=version)
+    with trio.fail_after(60):
+        async with open_node(host="127.0.0.1", wait_joined=False) as boot:
+            dht: dict[str, Any] = {
+                "dht": True,
+                "dht_bootstrap": (("127.0.0.1", boot.port),),
+                "dht_interval": 1.0,
+            }
+            async with open_session(**LOOP, **dht) as seed, open_session(**LOOP, **dht) as dl:
+                sh = await seed.add_torrent(AddTorrent(source=t, save_path=tmp_path / "seed"))
+                await sh.wait_finished()
+                m = Magnet.from_torrent(t)
+                assert m.peers == () and m.trackers == ()
+                h = await dl.add_torrent(AddTorrent(source=m, save_path=tmp_path / "dl"))
+                await h.wait_finished()
+    assert tree_digest(tmp_path / "dl" / "payload") == tree_digest(tmp_path / "seed" / "payload")
+
+
 async def test_hybrid_torrent_is_announced_in_both_swarms(tmp_path: Path) -> None:
     """A hybrid seed announces its v1 id and its truncated v2 id (libtorrent does the same), and a
     peer that knows only the v2 swarm downloads from it through the tracker."""

@@ -156,7 +156,7 @@ class _Resolver:
             nursery.start_soon(self._dialer, nursery)
             for url in self.trackers():
                 nursery.start_soon(self._tracker, url)
-            if self.session.dht is not None:
+            if self.session.dht_nodes:
                 nursery.start_soon(self._dht)
             while self.fetcher.info_bytes is None:
                 await self._step(nursery, self.fetcher)
@@ -224,16 +224,29 @@ class _Resolver:
             await trio.sleep(interval)
 
     async def _dht(self) -> None:
-        node = self.session.dht
-        while True:
-            with trio.move_on_after(60):
-                try:
-                    async for addr in node.get_peers(self.info_hash.wire):
-                        if self.peer_list.add(addr, SOURCE_DHT, trio.current_time()):
-                            self.wake()
-                except TorrioError as exc:
-                    self.last_error = f"DHT: {exc}"
-            await trio.sleep(REANNOUNCE)
+        from ._dht_source import DhtPeerSource
+
+        def found(addr: PeerAddr) -> None:
+            if self.peer_list.add(addr, SOURCE_DHT, trio.current_time()):
+                self.wake()
+
+        def reported(round_: Any) -> None:
+            if round_.error is not None:
+                self.last_error = f"DHT: {round_.error}"
+
+        # every wire id (v1, truncated v2) on every DHT node (IPv4, IPv6); no announce: we
+        # have nothing to serve yet
+        source = DhtPeerSource(
+            self.session.dht_nodes,
+            self.info_hash,
+            found,
+            port=self.session.port,
+            announce=False,
+            fast_interval=min(REANNOUNCE, self.session.settings.dht_interval),
+            retry_interval=min(REANNOUNCE, self.session.settings.dht_interval, 10.0),
+            on_round=reported,
+        )
+        await source.run()
 
     # -- one connection ------------------------------------------------------------------------
 

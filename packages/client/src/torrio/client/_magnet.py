@@ -154,8 +154,8 @@ class _Resolver:
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             nursery.start_soon(self._dialer, nursery)
-            for url in self.trackers():
-                nursery.start_soon(self._tracker, url)
+            if self.trackers():
+                nursery.start_soon(self._trackers)
             if self.session.dht_nodes:
                 nursery.start_soon(self._dht)
             while self.fetcher.info_bytes is None:
@@ -199,29 +199,42 @@ class _Resolver:
             with trio.move_on_after(wait):
                 await self._changed.wait()
 
-    async def _tracker(self, url: str) -> None:
-        from torrio.tracker import AnnounceRequest, TrackerError
+    async def _trackers(self) -> None:
+        from torrio.tracker import Announcer, AnnounceResult, TrackerList, TransferStats
 
-        while True:
-            request = AnnounceRequest(
-                info_hash=self.info_hash.wire,
-                peer_id=self.session.peer_id.value,
-                port=self.session.port or 1,
-                left=1,
-            )
-            interval = REANNOUNCE
-            try:
-                with trio.fail_after(30):
-                    resp = await self.session.trackers.announce(url, request)
-            except (TrackerError, trio.TooSlowError, OSError) as exc:
-                self.last_error = f"tracker {url}: {exc}"
-            else:
-                now = trio.current_time()
-                for addr in resp.peers:
-                    self.peer_list.add(addr, SOURCE_TRACKER, now)
-                self.wake()
-                interval = max(REANNOUNCE, min(float(resp.interval or 0), 300.0))
-            await trio.sleep(interval)
+        send, recv = trio.open_memory_channel[AnnounceResult](16)
+        announcer = Announcer(
+            self.session.trackers,
+            TrackerList([[url] for url in self.trackers()]),  # a tier per tracker, as libtorrent
+            info_hash=self.info_hash.wire,
+            peer_id=self.session.peer_id.value,
+            port=self.session.port or 1,
+            stats=lambda: TransferStats(uploaded=0, downloaded=0, left=1),
+            results=send,
+        )
+
+        async def nudge() -> None:
+            # trackers' intervals are long: ask again sooner while nobody has the metadata
+            while True:
+                await trio.sleep(REANNOUNCE)
+                if not self.sources:
+                    announcer.reannounce()
+
+        try:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(announcer.run)
+                nursery.start_soon(nudge)
+                async for result in recv:
+                    if result.response is not None:
+                        now = trio.current_time()
+                        for addr in result.response.peers:
+                            self.peer_list.add(addr, SOURCE_TRACKER, now)
+                        self.wake()
+                    elif result.error is not None:
+                        self.last_error = f"tracker {result.url}: {result.error}"
+        finally:
+            with trio.CancelScope(shield=True):
+                await announcer.stop(wait=2.0)
 
     async def _dht(self) -> None:
         from ._dht_source import DhtPeerSource

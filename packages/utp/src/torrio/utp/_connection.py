@@ -323,7 +323,13 @@ class UtpConnection:
         b = self.budget
         if b is None:
             return
-        cur = self.memory_used
+        # memory_used, inlined (this runs for every packet)
+        cur = (
+            (len(self._sbuf) - self._soff)
+            + len(self._inflight) * self.config.payload_size
+            + (len(self._rbuf) - self._roff)
+            + self._ooo_bytes
+        )
         d = cur - self._mem
         if d:
             self._mem = cur
@@ -568,10 +574,13 @@ class UtpConnection:
         seq_nr: int,
         ack_nr: int,
         sack: bytes | None,
-        payload: bytes,
+        payload: bytes | memoryview,
         now: float,
     ) -> None:
-        """:meth:`receive_packet` from already-decoded header fields (the shell's fast path)."""
+        """:meth:`receive_packet` from already-decoded header fields (the shell's fast path).
+
+        ``payload`` may be a view into a receive buffer the caller reuses: what is kept is copied.
+        """
         self._receive_fields(
             ptype,
             connection_id,
@@ -597,7 +606,7 @@ class UtpConnection:
         seq_nr: int,
         ack_nr: int,
         sack: bytes | None,
-        payload: bytes,
+        payload: bytes | memoryview,
         now: float,
     ) -> None:
         self._now = now
@@ -643,7 +652,7 @@ class UtpConnection:
             self._closed_at = now
             self.state = State.CLOSED
 
-    def _on_data(self, ptype: int, seq: int, payload: bytes) -> None:
+    def _on_data(self, ptype: int, seq: int, payload: bytes | memoryview) -> None:
         d = seq_diff(seq, self.ack_nr)
         self._ack_pending = True
         if d <= 0:
@@ -661,18 +670,29 @@ class UtpConnection:
                 self._events.append(EndOfData())
                 self._ack_now = True
                 return
-            if len(payload) > self._window() and payload:
+            n = len(payload)
+            # the window check (_window), cheap when our buffer and the shared budget have room
+            b = self.budget
+            if (
+                n
+                and (
+                    (len(self._rbuf) - self._roff) + self._ooo_bytes + n
+                    > self.config.recv_buffer_size
+                    or (b is not None and b.limit - b.used < n)
+                )
+                and n > self._window()
+            ):
                 self.dropped_out_of_window += 1
                 self._ack_now = True
                 return
             self._rbuf += payload
-            self.bytes_received += len(payload)
+            self.bytes_received += n
             self.ack_nr = seq
             if self._ooo:
                 self._drain_ooo()
             # acks are deferred to the end of a receive batch, but a long batch must not hold
             # them back: the sender's window would drain and the pipe go idle (stop-and-wait)
-            self._unacked += len(payload)
+            self._unacked += n
             if self._unacked * _ACK_FRACTION >= self.config.recv_buffer_size:
                 self._ack_now = True
             return
@@ -690,7 +710,7 @@ class UtpConnection:
             return
         if ptype == _FIN:
             self._peer_fin_seq = seq
-        self._ooo[seq] = (ptype, payload)
+        self._ooo[seq] = (ptype, bytes(payload))
         self._ooo_bytes += len(payload)
 
     def _drain_ooo(self) -> None:

@@ -162,6 +162,7 @@ class UtpSocket:
         self._wake = trio.Event()
         self._resets: list[tuple[bytes, SocketAddress]] = []
         self._ack_urgent = False
+        self._clock: trio.abc.Clock | None = None  # the run's clock, fetched on first use
         self._closed = False
         self.datagrams_received = 0
         self.datagrams_sent = 0
@@ -247,6 +248,10 @@ class UtpSocket:
             fast = self._conns.get((addr, cid))
             if fast is not None:
                 conn = fast.conn
+                clock = self._clock
+                if clock is None:
+                    clock = self._clock = trio.lowlevel.current_clock()
+                # the payload is passed as a view: the core copies what it keeps
                 conn.receive_fields(
                     b0 >> 4,
                     cid,
@@ -256,14 +261,16 @@ class UtpSocket:
                     seq,
                     ack,
                     None,
-                    bytes(data[HEADER_SIZE:]),
-                    trio.current_time(),
+                    memoryview(data)[HEADER_SIZE:],
+                    clock.current_time(),
                 )
                 if conn._ack_now:
                     self._ack_urgent = True
                 # readers, writers and events are notified by the service task's flush
                 self._dirty[id(fast)] = fast
-                self._wake.set()
+                wake = self._wake
+                if not wake.is_set():
+                    wake.set()
                 return
         try:
             pkt = decode_packet(data)

@@ -581,76 +581,54 @@ class UtpConnection:
 
         ``payload`` may be a view into a receive buffer the caller reuses: what is kept is copied.
         """
-        self._receive_fields(
-            ptype,
-            connection_id,
-            timestamp_us,
-            timestamp_diff_us,
-            wnd_size,
-            seq_nr,
-            ack_nr,
-            sack,
-            payload,
-            now,
-        )
-        if self.budget is not None:
-            self._account()
-
-    def _receive_fields(
-        self,
-        ptype: int,
-        connection_id: int,
-        timestamp_us: int,
-        timestamp_diff_us: int,
-        wnd_size: int,
-        seq_nr: int,
-        ack_nr: int,
-        sack: bytes | None,
-        payload: bytes | memoryview,
-        now: float,
-    ) -> None:
-        self._now = now
-        if self.state is State.RESET or self.expired:
-            return
-        self.packets_received += 1
-        self._last_recv = now
-        if ptype == _RESET:
-            if self._closed_at is None or self.state is not State.CLOSED:
-                self._events.append(ConnectionReset())
-            self._enter_closed(now, State.RESET)
-            return
-        if ptype == _SYN:
-            # a retransmitted SYN for a connection we accepted: answer it again
-            if (
-                self._syn_seq is not None
-                and seq_nr == self._syn_seq
-                and self.recv_id == ((connection_id + 1) & SEQ_MASK)
-            ):
-                self._ack_pending = self._ack_now = True
-            return
-        self._reply_micro = (int(now * 1e6) - timestamp_us) & TS_MASK
-        if self.state is State.SYN_SENT:
-            if ack_nr != self._syn_seq:
+        try:
+            self._now = now
+            if self.state is State.RESET or self.expired:
                 return
-            self.state = State.CONNECTED
-            self.ack_nr = (seq_nr - 1) & SEQ_MASK
-            self._events.append(Connected())
-        prev_window = self.peer_window
-        self.peer_window = wnd_size
-        self._on_ack(ptype, ack_nr, sack, timestamp_diff_us, now, prev_window)
-        if self.state is State.RESET:
-            return
-        if ptype in (_DATA, _FIN):
-            self._on_data(ptype, seq_nr, payload)
-        if (
-            self._peer_fin_seq is not None
-            and self._eof_delivered
-            and self._fin_acked
-            and self._closed_at is None
-        ):
-            self._events.append(Closed())
-            self._closed_at = now
-            self.state = State.CLOSED
+            self.packets_received += 1
+            self._last_recv = now
+            if ptype == _RESET:
+                if self._closed_at is None or self.state is not State.CLOSED:
+                    self._events.append(ConnectionReset())
+                self._enter_closed(now, State.RESET)
+                return
+            if ptype == _SYN:
+                # a retransmitted SYN for a connection we accepted: answer it again
+                if (
+                    self._syn_seq is not None
+                    and seq_nr == self._syn_seq
+                    and self.recv_id == ((connection_id + 1) & SEQ_MASK)
+                ):
+                    self._ack_pending = self._ack_now = True
+                return
+            self._reply_micro = (int(now * 1e6) - timestamp_us) & TS_MASK
+            if self.state is State.SYN_SENT:
+                if ack_nr != self._syn_seq:
+                    return
+                self.state = State.CONNECTED
+                self.ack_nr = (seq_nr - 1) & SEQ_MASK
+                self._events.append(Connected())
+            prev_window = self.peer_window
+            self.peer_window = wnd_size
+            # nothing outstanding and nothing new acknowledged: the common case of a receiver
+            if self._inflight or ack_nr != self.acked_seq:
+                self._on_ack(ptype, ack_nr, sack, timestamp_diff_us, now, prev_window)
+                if self.state is State.RESET:
+                    return
+            if ptype in (_DATA, _FIN):
+                self._on_data(ptype, seq_nr, payload)
+            if (
+                self._peer_fin_seq is not None
+                and self._eof_delivered
+                and self._fin_acked
+                and self._closed_at is None
+            ):
+                self._events.append(Closed())
+                self._closed_at = now
+                self.state = State.CLOSED
+        finally:
+            if self.budget is not None:
+                self._account()
 
     def _on_data(self, ptype: int, seq: int, payload: bytes | memoryview) -> None:
         d = seq_diff(seq, self.ack_nr)

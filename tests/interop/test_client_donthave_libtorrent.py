@@ -5,6 +5,12 @@ libtorrent -> torrio: when libtorrent cannot read a requested block it sends DON
 piece (and rejects the request) to that peer (``peer_connection::on_disk_read_complete``), while
 still calling itself a seed. The torrio downloader must clear those bits of that peer, stop asking
 it for them, and finish from another seed.
+
+torrio -> libtorrent: torrio does the same. A read failing because a file is now missing or
+shorter than the torrent says loses that file's pieces (storage re-examines the files): every peer
+that supports BEP 54 gets lt_donthave for each, the torrent keeps running (it is not paused as for
+other storage errors) and keeps serving the pieces it still has. libtorrent's
+``get_peer_info()`` entry for the torrio seed stops listing those pieces.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ import trio
 
 import torrio.client._donthave as donthave_module
 import torrio.client._peer as peer_module
-from torrio.client import AddTorrent, TorrentHandle, open_session
+from torrio.client import AddTorrent, StorageError, TorrentHandle, TorrentState, open_session
 from torrio.core import PeerAddr
 from torrio.testing import libtorrent as ltx
 from torrio.testing.client_swarm import LOOP, make_torrent
@@ -113,3 +119,49 @@ async def test_libtorrent_seed_losing_its_file_sends_donthave(
         assert p is not None and not any(p.bits[i] for i in lost)
     got = (tmp_path / "dl" / "payload").read_bytes()
     assert got == (tmp_path / "good" / "payload").read_bytes()
+
+
+async def test_torrio_seed_whose_file_shrinks_sends_donthave_to_libtorrent(tmp_path: Path) -> None:
+    # (a deleted file is not a torrio read failure while its descriptor is cached: Linux keeps
+    # an unlinked file readable through an open descriptor, and the data is still served)
+    half = NUM_PIECES // 2
+    files = {"a.bin": half * PIECE, "b.bin": half * PIECE}  # b.bin is pieces half..NUM_PIECES-1
+    t = make_torrent(tmp_path / "seed", files, piece_length=PIECE)
+    kept = set(range(half))
+    async with open_session(**LOOP) as ours, ltx.open_session() as lt_dl:
+        events = ours.events()
+        sh = await ours.add_torrent(AddTorrent(source=t, save_path=tmp_path / "seed"))
+        await sh.wait_finished()
+        # b.bin's first three pieces still read fine
+        os.truncate(tmp_path / "seed" / "payload" / "b.bin", 3 * PIECE)
+
+        h = lt_dl.add_torrent(t.to_bytes(), tmp_path / "dl", peers=[("127.0.0.1", ours.port)])
+
+        def torrio_view() -> set[int] | None:
+            """The pieces libtorrent believes the torrio seed has (None: not connected)."""
+            for p in h.get_peer_info():
+                if p.ip[1] == ours.port or p.client.startswith("torrio"):
+                    return {i for i, bit in enumerate(p.pieces) if bit}
+            return None
+
+        # libtorrent fetches what torrio can read; the first failed read makes torrio drop all of
+        # b.bin's pieces and say so with lt_donthave, over the same connection
+        await lt_dl.wait_for(lambda: torrio_view() == kept and kept <= set(_lt_have(h)), timeout=60)
+        # (it may have fetched some of b.bin's readable pieces before the first failed read)
+        assert set(_lt_have(h)) <= kept | {half, half + 1, half + 2}
+        st = sh.status()
+        assert st.state is not TorrentState.PAUSED  # not paused: a lost file is not fatal
+        assert set(sh.have_pieces()) == kept
+        assert st.peers == 1  # still connected to libtorrent
+        seen = []
+        while True:
+            try:
+                seen.append(events.receive_nowait())
+            except trio.WouldBlock:
+                break
+        assert any(isinstance(e, StorageError) and "b.bin" in (e.path or "") for e in seen)
+
+
+def _lt_have(h: object) -> list[int]:
+    st = h.status()  # type: ignore[attr-defined]
+    return [i for i, bit in enumerate(st.pieces) if bit]

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import errno
+import os
 from pathlib import Path
 from typing import Any
 
 import trio
 
-from torrio.client import AddTorrent, PeerDisconnected, open_session
+from torrio.client import AddTorrent, PeerDisconnected, TorrentState, open_session
 from torrio.core import PeerAddr
+from torrio.disk import NativeFileSystem
 
 from ._helpers import make_torrent
 
@@ -67,3 +70,65 @@ async def test_upload_only_both_ways(tmp_path: Path) -> None:
         # the seed learnt from the extended handshake that the other side only uploads
         assert reason == "both are seeds"
         assert bh.status().done == 0  # nothing was downloaded by the upload-only side
+
+
+PIECE = 16384
+
+
+async def test_seed_whose_file_shrinks_sends_donthave_and_keeps_running(tmp_path: Path) -> None:
+    # two files of 8 pieces each; b.bin (pieces 8..15) is damaged after the seed checked it
+    t = make_torrent(
+        tmp_path / "seed", {"a.bin": 8 * PIECE, "b.bin": 8 * PIECE}, piece_length=PIECE
+    )
+    async with open_session(**LOOP) as seed, open_session(**LOOP) as leech:
+        sh = await seed.add_torrent(AddTorrent(t, save_path=tmp_path / "seed"))
+        await sh.wait_finished()
+        os.truncate(tmp_path / "seed" / "payload" / "b.bin", 3 * PIECE)
+        lh = await leech.add_torrent(
+            AddTorrent(t, save_path=tmp_path / "dl", peers=[PeerAddr("127.0.0.1", seed.port)])
+        )
+        lrt = lh._rt
+        a_pieces = set(range(8))
+
+        def seed_bits() -> set[int] | None:
+            return next((set(p.bits) for p in lrt.peers), None)
+
+        # the first failed read loses all of b.bin's pieces: lt_donthave for each, on the same
+        # connection, and the leech gets every piece of a.bin
+        await _wait(lambda: seed_bits() == a_pieces and a_pieces <= set(lh.have_pieces()), 20)
+        assert set(sh.have_pieces()) == a_pieces
+        st = sh.status()
+        assert st.state is TorrentState.DOWNLOADING  # not paused, and no longer finished
+        assert not st.finished and st.peers == 1
+        assert not lh.status().finished
+
+
+class _FlakyReads(NativeFileSystem):
+    """Native files whose reads fail with EIO while ``failing`` is set (the files stay intact)."""
+
+    failing = False
+
+    def read(self, path: str, offset: int, buffer: bytearray | memoryview) -> int:
+        if self.failing:
+            raise OSError(errno.EIO, "injected I/O error")
+        return super().read(path, offset, buffer)
+
+
+async def test_read_error_with_intact_files_still_pauses(tmp_path: Path) -> None:
+    # only a lost file is handled like libtorrent; an I/O error on intact files stays a storage
+    # error that pauses the torrent (its pieces are re-checked when it resumes)
+    t = make_torrent(tmp_path / "seed", 8 * PIECE, piece_length=PIECE)
+    fs: list[_FlakyReads] = []
+
+    def storage(path: str) -> _FlakyReads:
+        fs.append(_FlakyReads(path))
+        return fs[-1]
+
+    async with open_session(**LOOP) as seed, open_session(**LOOP) as leech:
+        sh = await seed.add_torrent(AddTorrent(t, save_path=tmp_path / "seed", storage=storage))
+        await sh.wait_finished()
+        fs[0].failing = True
+        await leech.add_torrent(
+            AddTorrent(t, save_path=tmp_path / "dl", peers=[PeerAddr("127.0.0.1", seed.port)])
+        )
+        await _wait(lambda: sh.status().state is TorrentState.PAUSED, 20)

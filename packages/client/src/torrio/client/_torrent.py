@@ -24,7 +24,7 @@ from torrio.wire import UPLOAD_ONLY, Cancel, Have, RateMeter, UploadOnly, allowe
 
 from . import _events as ev
 from ._choker import ChokeCandidate, Choker
-from ._donthave import announce_lost
+from ._donthave import announce_lost, lost_on_read
 from ._hash_server import HashServer
 from ._lifecycle import Lifecycle
 from ._lsd_driver import announce_torrent
@@ -344,6 +344,8 @@ class TorrentRuntime:
                 event.file,
             )
         )
+        if event.operation == "read" and await lost_on_read(self, event):
+            return  # a file went missing or short: its pieces are lost (BEP 54), no pause
         for piece in event.pieces_lost:
             self._piece_lost(piece)
         self._storage_error = True

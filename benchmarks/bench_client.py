@@ -182,6 +182,12 @@ def _spawn(args: list[str], *, stdin: bool = False) -> subprocess.Popen[str]:
     )
 
 
+def _drop_page_cache() -> None:
+    os.sync()
+    with open("/proc/sys/vm/drop_caches", "w") as f:
+        f.write("1\n")
+
+
 def run_pair(
     seed: str, dl: str, torrent: Path, data_dir: Path, work: Path, enc: str, transport: str
 ) -> dict[str, Any]:
@@ -236,6 +242,11 @@ def main() -> int:
     p.add_argument(
         "--transport", default="tcp", choices=("tcp", "utp"), help="peer transport (default tcp)"
     )
+    p.add_argument(
+        "--cold",
+        action="store_true",
+        help="drop the page cache before each pair, so the seed reads from disk (needs root)",
+    )
     args = p.parse_args()
     if args.pairs is None:
         import shutil
@@ -274,6 +285,8 @@ def main() -> int:
         gib = size / (1024 * MiB)
         for pair in args.pairs.split(","):
             seed, dl = pair.split("-")
+            if args.cold:
+                _drop_page_cache()
             r = run_pair(seed, dl, torrent, data_dir, work, args.encryption, args.transport)
             rate = size / MiB / r["dl"]["seconds"]
             if ref is None and pair == "lt-lt":

@@ -103,6 +103,35 @@ async def test_seed_whose_file_shrinks_sends_donthave_and_keeps_running(tmp_path
         assert not lh.status().finished
 
 
+async def test_lost_pieces_are_downloaded_again(tmp_path: Path) -> None:
+    """A seed whose file shrank is a downloader again: it fetches the lost pieces from another
+    seed and ends up seeding the whole torrent."""
+    import shutil
+
+    from ._helpers import tree_digest
+
+    t = make_torrent(
+        tmp_path / "seed", {"a.bin": 4 * PIECE, "b.bin": 6 * PIECE}, piece_length=PIECE
+    )
+    shutil.copytree(tmp_path / "seed", tmp_path / "other")
+    with trio.fail_after(30):
+        async with open_session(**LOOP) as seed, open_session(**LOOP) as other:
+            sh = await seed.add_torrent(AddTorrent(t, save_path=tmp_path / "seed"))
+            await sh.wait_finished()
+            os.truncate(tmp_path / "seed" / "payload" / "b.bin", 2 * PIECE)
+            # the seed notices on its next read of b.bin (as when a peer asks for a block)
+            rt = sh._rt
+            assert await rt.read_block(7, 0, 1) is None  # b.bin is short: the read fails
+            await _wait(lambda: set(sh.have_pieces()) == set(range(4)))
+            assert sh.status().state is TorrentState.DOWNLOADING
+            oh = await other.add_torrent(AddTorrent(t, save_path=tmp_path / "other"))
+            await oh.wait_finished()
+            sh.connect_peer(PeerAddr("127.0.0.1", other.port))
+            await sh.wait_finished()
+            assert set(sh.have_pieces()) == set(range(10))
+    assert tree_digest(tmp_path / "seed") == tree_digest(tmp_path / "other")
+
+
 class _FlakyReads(NativeFileSystem):
     """Native files whose reads fail with EIO while ``failing`` is set (the files stay intact)."""
 

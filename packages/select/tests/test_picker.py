@@ -44,6 +44,34 @@ def test_rarest_first() -> None:
     assert {r.piece for r in got} == {3}
 
 
+def test_a_lost_piece_is_wanted_and_picked_again() -> None:
+    pk = make(4)
+    for p in range(4):
+        pk.piece_passed(p)
+    assert pk.is_finished() and pk.wanted_remaining() == 0
+    peer(pk, "a", seed=True)
+    assert pk.pick("a", 4, 0.0) == []
+    pk.piece_lost(2)
+    pk.piece_lost(2)  # twice is once
+    assert not pk.have(2) and pk.wants_piece(2) and pk.wanted_remaining() == 1
+    assert not pk.is_finished()
+    assert {r.piece for r in pk.pick("a", 8, 0.0)} == {2}
+    pk.piece_lost(1)
+    pk.set_piece_priority(1, 0)  # a lost piece nobody wants stays unwanted
+    assert not pk.wants_piece(1) and pk.wanted_remaining() == 1
+
+
+def test_a_lost_piece_rewinds_sequential_order() -> None:
+    pk = make(6)
+    pk.set_sequential(True)
+    peer(pk, "a", seed=True)
+    for p in range(3):
+        pk.piece_passed(p)
+    assert {r.piece for r in pk.pick("a", 4, 0.0)} == {3}
+    pk.piece_lost(0)
+    assert {r.piece for r in pk.pick("a", 4, 0.0)} == {0}
+
+
 def test_random_tie_break_spreads_first_pieces() -> None:
     firsts = set()
     for s in range(20):

@@ -357,6 +357,8 @@ class TorrentRuntime:
     def _piece_lost(self, piece: int) -> None:
         if self.have[piece]:
             announce_lost(self, piece)  # BEP 54
+            if self.picker is not None:
+                self.picker.piece_lost(piece)  # wanted (and requested) again
         if self.have.clear(piece) and self.piece_priority[piece]:
             self._done_bytes -= self.piece_size(piece)
             self.missing_wanted.set(piece)

@@ -704,6 +704,20 @@ class Picker:
         self._deadline_order = None
         return cancels
 
+    def piece_lost(self, piece: int) -> None:
+        """We no longer have ``piece`` (storage lost it; we sent BEP 54 lt_donthave): it is
+        wanted again if its priority is above 0, like any piece we never had."""
+        self._check_piece(piece)
+        if not self._have[piece]:
+            return
+        self._have[piece] = 0
+        self._have_count -= 1
+        self._update_want(piece)
+        if piece < self._seq_cursor:
+            self._seq_cursor = piece
+        if self._prio[piece] and piece not in self._partials and self._slot[piece] < 0:
+            self._bucket_add(piece)
+
     def piece_failed(self, piece: int) -> set[Hashable]:
         """``piece`` failed its hash: all its blocks are wanted again. Returns the peers that
         sent blocks of it (to distrust or ban)."""

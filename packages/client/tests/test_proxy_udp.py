@@ -631,3 +631,139 @@ async def test_proxy_named_by_host_name_gets_a_socket_of_the_relays_family() -> 
                 assert ep.association.relay == proxy.relay_addresses[0]
                 assert ep.socket.family == trio.socket.AF_INET
                 assert ep.local_address[0] == "0.0.0.0"
+
+
+# -- the session's shared socket: UdpMux.set_proxy ------------------------------------------------
+
+
+class _FakeProxy:
+    """A UdpProxy that relabels datagrams, to test the mux's side of the hook alone."""
+
+    def __init__(self, incoming: tuple[bytes, SocketAddress] | None) -> None:
+        self.incoming = incoming
+        self.outgoing: list[tuple[bytes, SocketAddress]] = []
+
+    def wrap_outgoing(
+        self, data: bytes | memoryview, addr: SocketAddress
+    ) -> tuple[bytes, SocketAddress] | None:
+        self.outgoing.append((bytes(data), addr))
+        return None
+
+    def unwrap_incoming(
+        self, data: bytes | memoryview, src: SocketAddress
+    ) -> tuple[bytes | memoryview, SocketAddress] | None:
+        if self.incoming is None:
+            return None
+        return self.incoming
+
+
+async def test_mux_routes_unwrapped_datagrams_by_their_real_family() -> None:
+    from torrio.client._udp_mux import open_udp_mux
+
+    async with open_udp_mux("127.0.0.1", 0, buffer_size=None) as mux:
+        v4, v6 = Collector(), Collector()
+        mux.register("dht", v4, family=4)
+        mux.register("dht", v6, family=6)
+        # an IPv6 DHT reply relayed over the IPv4 socket goes to the IPv6 node
+        mux.set_proxy(_FakeProxy((b"d1:y1:re", ("2001:db8::7", 6881))))
+        mux.dispatch(b"\0\0\0\x04...", ("127.0.0.1", 1080), 4)
+        assert v6.got == [(b"d1:y1:re", ("2001:db8::7", 6881))] and v4.got == []
+        # what the proxy refuses is dropped, never routed as it came
+        mux.set_proxy(_FakeProxy(None))
+        before = mux.statistics().dropped
+        mux.dispatch(b"d1:y1:qe", ("127.0.0.1", 9), 4)
+        assert v4.got == [] and mux.statistics().dropped == before + 1
+        # and nothing is sent while the proxy has no relay
+        fake = _FakeProxy(None)
+        mux.set_proxy(fake)
+        await mux.sendto(b"d1:y1:qe", ("127.0.0.1", 9))
+        assert fake.outgoing == [(b"d1:y1:qe", ("127.0.0.1", 9))]
+        assert mux.statistics().sent == 0
+
+
+async def test_session_udp_stack_through_the_proxy() -> None:
+    """The shared socket with a DHT node and the UDP tracker client on it, all through one
+    association: the remote DHT node and the tracker see the relay only; set_proxy(None)
+    returns to direct sends."""
+    from torrio.client._udp_mux import open_udp_mux
+    from torrio.dht import open_node
+    from torrio.tracker import AnnounceRequest, open_tracker_client
+
+    sources: list[SocketAddress] = []
+    with trio.fail_after(20):
+        async with (
+            open_socks5_proxy("u", "p") as proxy,
+            open_udp_mux("127.0.0.1", 0, buffer_size=None) as mux,
+            open_socks5_udp_association(
+                ProxyConfig.parse(proxy.url), client_addr=("0.0.0.0", mux.port)
+            ) as assoc,
+            open_node(host="127.0.0.1", wait_joined=False) as direct,
+            trio.open_nursery() as nursery,
+        ):
+            mux.set_proxy(assoc)  # before any consumer sends
+            async with (
+                open_node(endpoint=mux, local_addr=mux.local_address(), wait_joined=False) as node,
+                open_tracker_client(udp_endpoint=mux, retransmit_base=2.0) as trackers,
+            ):
+                mux.register("dht", node)
+                assert trackers.udp is not None
+                mux.register("tracker", trackers.udp)
+                relay = assoc.relay
+                await node.bootstrap([PeerAddr("127.0.0.1", direct.port)])
+                seen = {c.node.addr.as_tuple() for c in direct.protocol.table().contacts()}
+                assert seen == {relay}
+
+                with trio.socket.socket(type=trio.socket.SOCK_DGRAM) as server:
+                    await server.bind(("127.0.0.1", 0))
+                    port = server.getsockname()[1]
+                    await nursery.start(_udp_tracker, server, sources)
+                    req = AnnounceRequest(info_hash=b"\x22" * 20, peer_id=b"p" * 20, port=6881)
+                    await trackers.announce(f"udp://127.0.0.1:{port}/announce", req)
+                    assert sources == [relay, relay]
+
+                    stats = mux.statistics()
+                    assert stats.dht >= 1 and stats.tracker == 2
+                    assert assoc.statistics().sent == stats.sent
+
+                    # direct again: the tracker now sees our own socket
+                    mux.set_proxy(None)
+                    await trackers.announce(f"udp://127.0.0.1:{port}/announce", req)
+                    assert sources[2:] == [mux.local_address()]  # the connection id is cached
+            nursery.cancel_scope.cancel()
+
+
+async def test_udp_stack_utp_through_the_proxy() -> None:
+    """uTP on the shared socket (its send-without-await path and the receive loop's uTP bulk
+    path) goes through the association too: the server sees only the relay."""
+    from torrio.client._udp_mux import open_udp_stack
+    from torrio.utp import open_utp_socket
+
+    payload = bytes(range(256)) * 800
+    with trio.fail_after(20):
+        async with (
+            open_socks5_proxy() as proxy,
+            open_utp_socket(("127.0.0.1", 0)) as server,
+            open_socks5_udp_association(ProxyConfig.parse(proxy.url)) as assoc,
+            open_udp_stack("127.0.0.1", 0, dht=False, buffer_size=None, proxy=assoc) as stack,
+            trio.open_nursery() as nursery,
+        ):
+            assert stack.utp is not None and server.local_address is not None
+            accepted: list[SocketAddress] = []
+            received = bytearray()
+
+            async def serve_one() -> None:
+                async for stream in server.accept():
+                    accepted.append(stream.remote_address)
+                    while len(received) < len(payload):
+                        received.extend(await stream.receive_some(65536))
+                    await stream.send_all(b"ok")
+                    return
+
+            nursery.start_soon(serve_one)
+            stream = await stack.utp.connect(server.local_address)
+            await stream.send_all(payload)
+            assert await stream.receive_some(2) == b"ok" and bytes(received) == payload
+            assert accepted == [assoc.relay]
+            assert set(proxy.udp_destinations) == {server.local_address}
+            assert assoc.statistics().sent == stack.mux.statistics().sent > 100
+            nursery.cancel_scope.cancel()

@@ -61,6 +61,8 @@ if (
 ):  # torrio.dht is imported when a stack runs the DHT (sessions without it start faster)
     from torrio.dht import Node
 
+    from ._proxy_udp import UdpProxy
+
 Route = Literal["dht", "utp", "tracker"]
 """The name of a consumer of the shared socket."""
 
@@ -145,6 +147,7 @@ class UdpMux:
         self._socks = sockets
         self._send_locks = {fam: trio.Lock() for fam in sockets}
         self._routes: dict[tuple[Route, int], _Registration] = {}
+        self._proxy: UdpProxy | None = None
         self._received = self._sent = self._dht = self._utp = self._tracker = 0
         self._no_handler = self._dropped = self._handler_errors = 0
         self._send_errors = self._recv_errors = 0
@@ -192,6 +195,17 @@ class UdpMux:
 
     # -- routing --------------------------------------------------------------------------------
 
+    def set_proxy(self, proxy: UdpProxy | None) -> None:
+        """Send and receive everything through ``proxy`` (a SOCKS5 UDP association,
+        :class:`~torrio.client._proxy_udp.Socks5UdpAssociation`), or directly again with None.
+
+        Outgoing datagrams are wrapped for its relay, incoming ones unwrapped (and routed by their
+        real source's family) before routing; what it refuses (no relay at the moment, a datagram
+        not from the relay) is dropped, never sent or routed directly. Set it before consumers
+        send (:func:`open_udp_stack` takes ``proxy=``).
+        """
+        self._proxy = proxy
+
     def register(
         self,
         route: Route,
@@ -232,6 +246,13 @@ class UdpMux:
     def dispatch(self, data: bytes | memoryview, addr: SocketAddress, family: int = 4) -> None:
         """Route one datagram (what the receive loop calls; tests and fakes may call it too)."""
         self._received += 1
+        if self._proxy is not None:
+            routed = self._proxy.unwrap_incoming(data, addr)
+            if routed is None:
+                self._dropped += 1
+                return
+            data, addr = routed
+            family = _family_of(addr[0])
         if not data:
             self._dropped += 1
             return
@@ -289,6 +310,14 @@ class UdpMux:
         conn_id = (syn[2] << 8) | syn[3]
         seq = (syn[16] << 8) | syn[17]
         reset = encode_packet(PacketType.RESET, conn_id, int(now * 1e6) & 0xFFFFFFFF, 0, 0, 0, seq)
+        if self._proxy is not None:
+            routed = self._proxy.wrap_outgoing(reset, addr)
+            if routed is None:
+                return
+            reset, addr = routed
+            sock = self._socks.get(_family_of(addr[0]))
+            if sock is None:
+                return
         try:
             sock.sendto(reset, (addr[0], addr[1]))
         except OSError:
@@ -305,6 +334,11 @@ class UdpMux:
 
         :class:`torrio.utp.UtpSocket` uses it to send bursts without an await per datagram.
         """
+        if self._proxy is not None:
+            routed = self._proxy.wrap_outgoing(data, addr)
+            if routed is None:
+                return True  # dropped (no relay): like a datagram lost on the way
+            data, addr = routed
         host = addr[0]
         fam = 6 if ":" in host else 4
         sock = self._socks.get(fam)
@@ -330,6 +364,11 @@ class UdpMux:
         error reported by the kernel for an earlier datagram is ignored.
         """
         await trio.lowlevel.checkpoint_if_cancelled()
+        if self._proxy is not None:
+            routed = self._proxy.wrap_outgoing(data, addr)
+            if routed is None:
+                return  # dropped (no relay): never sent around the proxy
+            data, addr = routed
         host = addr[0]
         fam = _family_of(host)
         sock = self._socks.get(fam)
@@ -378,6 +417,8 @@ class UdpMux:
             # handlers change only between batches (no other task runs during one)
             reg = routes.get(("utp", family))
             utp = reg.handler if reg is not None and isinstance(reg.handler, UtpSocket) else None
+            if self._proxy is not None:
+                utp = None  # relayed datagrams must be unwrapped (and checked) first
             taken = 0
             # a bounded batch, then a checkpoint, so consumers' tasks (acks, replies) run
             for _ in range(_RECV_BATCH):
@@ -565,6 +606,7 @@ async def open_udp_stack(
     dht_bootstrap: Sequence[tuple[str, int] | str] = (),
     dht_state: str | os.PathLike[str] | None = None,
     buffer_size: int | None = DEFAULT_UDP_BUFFER,
+    proxy: UdpProxy | None = None,
 ) -> AsyncIterator[UdpStack]:
     """Open the mux on ``host:port`` (and ``host6``), a uTP socket (``utp``) and DHT nodes
     (``dht``, one per family), each registered on the mux.
@@ -575,11 +617,14 @@ async def open_udp_stack(
     to and restored from ``dht_state`` (IPv4) and ``dht_state + ".6"`` (IPv6).
 
     The UDP tracker client is the caller's to register: ``stack.mux.register("tracker", udp)``.
+    ``proxy`` (a running SOCKS5 UDP association) carries every datagram from the first one on.
     """
     async with contextlib.AsyncExitStack() as stack:
         mux = await stack.enter_async_context(
             open_udp_mux(host, port, host6=host6, buffer_size=buffer_size)
         )
+        if proxy is not None:
+            mux.set_proxy(proxy)  # before the DHT's first query
         sock: UtpSocket | None = None
         if utp:
             sock = await stack.enter_async_context(

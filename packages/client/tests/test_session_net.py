@@ -198,3 +198,98 @@ def test_cli_missing_ip_filter_is_one_line_error(tmp_path: Path) -> None:
     )  # fmt: skip
     assert out.returncode == 1
     assert "nope.dat" in out.stderr and out.stderr.count("\n") == 1
+
+
+async def _udp_tracker_swarm(tmp_path: Path, proxy_url: str | None, **extra: Any) -> list[Any]:
+    """A seed behind ``proxy_url`` announcing to a UDP tracker; its tracker events."""
+    from torrio.client import TrackerError, TrackerReply
+    from torrio.tracker_server import TrackerConfig, open_tracker_server
+
+    async with open_tracker_server(
+        config=TrackerConfig(interval=2, min_interval=1), http_port=None, udp_port=0
+    ) as tracker:
+        t = make_torrent(tmp_path / "seed", 40_000, trackers=(tracker.udp_url,))
+        opts = {**LOOP, **extra} if proxy_url is None else {**LOOP, "proxy": proxy_url, **extra}
+        async with open_session(**opts) as ses:
+            events = ses.events()
+            await ses.add_torrent(AddTorrent(source=t, save_path=tmp_path / "seed"))
+            async for e in events:
+                if isinstance(e, TrackerReply | TrackerError):
+                    return [e, ses]
+    raise AssertionError("unreachable")
+
+
+async def test_socks5_proxy_carries_udp_trackers_and_the_dht(tmp_path: Path) -> None:
+    from torrio.client import TrackerReply
+    from torrio.dht import open_node
+    from torrio.testing.socks5 import open_socks5_proxy
+
+    with trio.fail_after(30):
+        async with (
+            open_socks5_proxy("user", "secret") as proxy,
+            open_node(host="127.0.0.1", wait_joined=False) as boot,
+        ):
+            e, ses = await _udp_tracker_swarm(
+                tmp_path, proxy.url, dht=True, dht_bootstrap=(("127.0.0.1", boot.port),)
+            )
+            assert isinstance(e, TrackerReply)
+            assert ses.dht is not None and proxy.associations == 1
+            # the UDP tracker's connect + announce and the DHT bootstrap query all went through
+            # the relay (the tracker and the node only ever saw the relay's address)
+            dests = {port for _host, port, *_ in proxy.udp_destinations}
+            assert boot.port in dests and len(proxy.udp_destinations) >= 3
+
+
+@pytest.mark.parametrize("scheme", ["http", "socks4"])
+async def test_proxy_without_udp_sends_no_udp(tmp_path: Path, scheme: str) -> None:
+    from torrio.client import TrackerError
+
+    with trio.fail_after(20):
+        e, ses = await _udp_tracker_swarm(
+            tmp_path, f"{scheme}://127.0.0.1:9", dht=True, transport="both"
+        )
+    assert isinstance(e, TrackerError) and "udp" in e.message.lower()
+    assert ses.dht is None and ses.utp is None and ses.transport.mode == "tcp"
+
+
+async def _socks4_handler(targets: list[tuple[str, int]], client: trio.SocketStream) -> None:
+    """A SOCKS4 CONNECT proxy (no user id check)."""
+    from .test_proxy import read_exact, relay
+
+    async with client:
+        head = await read_exact(client, 8)
+        assert head[0] == 4 and head[1] == 1
+        while (await read_exact(client, 1)) != b"\0":  # the user id
+            pass
+        port = int.from_bytes(head[2:4], "big")
+        host = ".".join(str(b) for b in head[4:8])
+        targets.append((host, port))
+        upstream = await trio.open_tcp_stream(host, port)
+        await client.send_all(b"\0\x5a" + head[2:8])
+        async with upstream, trio.open_nursery() as nursery:
+            nursery.start_soon(relay, client, upstream)
+            nursery.start_soon(relay, upstream, client)
+
+
+async def test_http_tracker_through_a_socks4_proxy(tmp_path: Path) -> None:
+    """httpx has no SOCKS4: HTTP trackers go through httpx-socks' transport instead."""
+    from torrio.client import TrackerReply
+    from torrio.tracker_server import TrackerConfig, open_tracker_server
+
+    targets: list[tuple[str, int]] = []
+    with trio.fail_after(20):
+        async with (
+            open_tracker_server(config=TrackerConfig(), http_port=0, udp_port=None) as tracker,
+            trio.open_nursery() as nursery,
+        ):
+            port = await serve(nursery, partial(_socks4_handler, targets))
+            t = make_torrent(tmp_path / "seed", 40_000, trackers=(tracker.http_url,))
+            async with open_session(**LOOP, proxy=f"socks4://127.0.0.1:{port}") as ses:
+                events = ses.events()
+                await ses.add_torrent(AddTorrent(source=t, save_path=tmp_path / "seed"))
+                async for e in events:
+                    if isinstance(e, TrackerReply):
+                        break
+            nursery.cancel_scope.cancel()
+    http_port = int(tracker.http_url.rsplit(":", 1)[1].split("/")[0])
+    assert ("127.0.0.1", http_port) in targets

@@ -97,10 +97,18 @@ async def test_tcp_transport_never_opens_utp(tmp_path: Path) -> None:
 
 async def test_proxy_keeps_both_off_utp() -> None:
     """With a proxy every outgoing connection is TCP through it (the proxy rule), so ``both``
-    dials TCP; uTP still accepts incoming streams."""
-    async with open_session(**LOOP, transport="both", proxy="socks5://127.0.0.1:9") as ses:
+    dials TCP; uTP still accepts (through a SOCKS5 UDP association). A SOCKS5 proxy that cannot
+    be reached for UDP ASSOCIATE leaves the session without UDP at all (nothing leaks)."""
+    from torrio.testing.socks5 import open_socks5_proxy
+
+    async with (
+        open_socks5_proxy() as proxy,
+        open_session(**LOOP, transport="both", proxy=proxy.url) as ses,
+    ):
         assert ses.transport.mode == "tcp"
-        assert ses.utp is not None
+        assert ses.utp is not None and proxy.associations == 1
+    async with open_session(**LOOP, transport="both", proxy="socks5://127.0.0.1:9") as ses:
+        assert ses.transport.mode == "tcp" and ses.utp is None
 
 
 async def test_session_on_ipv6_loopback_runs_utp_over_ipv6(tmp_path: Path) -> None:

@@ -53,7 +53,7 @@ class NetPolicy:
     def http_client(
         self, *, timeout: float = 30.0, user_agent: str = "torrio/0.1", allow_local: bool = True
     ) -> httpx.AsyncClient:
-        """An httpx client for HTTP trackers that goes through the proxy (ProxyError for SOCKS4).
+        """An httpx client for HTTP trackers that goes through the proxy (any of its kinds).
 
         Without ``allow_local`` a request to a literal loopback/private address is refused
         (torrio-tracker's SSRF rule); host names are resolved by the proxy, so not checked here.
@@ -77,7 +77,7 @@ class NetPolicy:
             follow_redirects=True,
             max_redirects=5,
             timeout=timeout,
-            proxy=self.proxy.httpx_proxy(),
+            **self.proxy.httpx_options(),
             headers={"User-Agent": user_agent},
             event_hooks={"request": [guard]},
         )
@@ -99,6 +99,4 @@ async def load_net_policy(ip_filter: Any, proxy: Any) -> NetPolicy:
         cfg = proxy
     else:
         cfg = ProxyConfig.parse(str(proxy))
-        if cfg.scheme != "socks4":
-            cfg.httpx_proxy()
     return NetPolicy(flt, cfg)

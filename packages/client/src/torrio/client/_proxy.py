@@ -10,16 +10,17 @@ What goes through which kind of proxy:
 traffic                        socks5 / socks5h       socks4          http
 =============================  =====================  ==============  ==============
 TCP peer connections           CONNECT                CONNECT         CONNECT
-HTTP(S) trackers, web seeds    httpx (socksio)        refused         httpx
+HTTP(S) trackers, web seeds    httpx (socksio)        httpx-socks     httpx
 UDP trackers, DHT, uTP         UDP ASSOCIATE          no UDP at all   no UDP at all
 =============================  =====================  ==============  ==============
 
 :func:`open_proxied_stream` dials a peer through the proxy with python-socks' trio backend and
 returns a :class:`trio.SocketStream`, ready for :mod:`torrio.handshake`.
-:meth:`ProxyConfig.httpx_proxy` gives the URL for ``httpx.AsyncClient(proxy=...)`` (SOCKS URLs
-need httpx's ``socks`` extra, i.e. the ``socksio`` package). :attr:`ProxyConfig.supports_udp`
-says whether UDP can be proxied at all; when it cannot, a proxied session must send no UDP to
-remote hosts (skip ``udp://`` trackers, run no DHT and no uTP) rather than leak around the proxy.
+:meth:`ProxyConfig.httpx_options` gives the ``httpx.AsyncClient`` arguments (``proxy=`` for
+HTTP and SOCKS5, which need httpx's ``socks`` extra, i.e. ``socksio``; an httpx-socks transport
+for SOCKS4). :attr:`ProxyConfig.supports_udp` says whether UDP can be proxied at all; when it
+cannot, the session sends no UDP to remote hosts (no ``udp://`` trackers, no DHT, no uTP) rather
+than leak around the proxy.
 :class:`~._proxy_udp.Socks5UdpAssociation` carries UDP through a SOCKS5 proxy.
 
 Incoming connections cannot come through these proxies: a proxied session should not expect to be
@@ -33,7 +34,7 @@ This module imports trio only inside :func:`open_proxied_stream`, so the sans-I/
 from __future__ import annotations
 
 import urllib.parse
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -127,11 +128,20 @@ class ProxyConfig:
     def httpx_proxy(self) -> str:
         """The value for ``httpx.AsyncClient(proxy=...)`` (trackers and web seeds).
 
-        SOCKS4 is not supported by httpx; ProxyError then.
+        SOCKS4 is not supported by httpx; ProxyError then (:meth:`httpx_options` handles it).
         """
         if self.scheme == "socks4":
             raise ProxyError("httpx cannot use a SOCKS4 proxy", proxy=self.redacted())
         return self.url
+
+    def httpx_options(self) -> dict[str, Any]:
+        """Keyword arguments for ``httpx.AsyncClient`` that send its requests through the proxy:
+        ``proxy=`` for HTTP and SOCKS5, an httpx-socks transport for SOCKS4 (httpx lacks it)."""
+        if self.scheme == "socks4":
+            from httpx_socks import AsyncProxyTransport
+
+            return {"transport": AsyncProxyTransport.from_url(self.url, rdns=False)}
+        return {"proxy": self.url}
 
 
 async def open_proxied_stream(

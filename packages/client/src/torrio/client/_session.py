@@ -499,7 +499,7 @@ async def _open_listeners(settings: SessionSettings) -> list[trio.SocketListener
 
 
 async def _bind(
-    stack: contextlib.AsyncExitStack, settings: SessionSettings
+    stack: contextlib.AsyncExitStack, settings: SessionSettings, proxy: Any = None
 ) -> tuple[list[trio.SocketListener], UdpStack]:
     """The TCP listeners and the UDP stack on the same port number (entered on ``stack``). When
     the OS picks the port and its UDP twin is taken, another port is tried (a few times)."""
@@ -522,6 +522,7 @@ async def _bind(
                     dht=settings.dht,
                     dht_bootstrap=list(settings.dht_bootstrap),
                     dht_state=settings.dht_state,
+                    proxy=proxy,
                 )
             )
         except BaseException as exc:
@@ -534,6 +535,25 @@ async def _bind(
             continue
         return listeners, udp
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+async def _udp_through_proxy(
+    stack: contextlib.AsyncExitStack, net: NetPolicy, connect_timeout: float
+) -> Any:
+    """A SOCKS5 UDP association for the shared UDP port when the proxy can carry UDP, else None
+    (no proxy, a SOCKS4/HTTP proxy, or a SOCKS5 proxy that refuses UDP ASSOCIATE)."""
+    proxy = net.proxy
+    if proxy is None or not proxy.supports_udp:
+        return None
+    from ._proxy import ProxyError
+    from ._proxy_udp import open_socks5_udp_association
+
+    try:
+        return await stack.enter_async_context(
+            open_socks5_udp_association(proxy, connect_timeout=connect_timeout)
+        )
+    except ProxyError:
+        return None
 
 
 @contextlib.asynccontextmanager
@@ -557,11 +577,19 @@ async def open_session(
     listeners: list[trio.SocketListener] = []
     try:
         async with contextlib.AsyncExitStack() as stack:
-            listeners, udp = await _bind(stack, settings)
+            udp_proxy = await _udp_through_proxy(stack, net, settings.connect_timeout)
+            no_udp = net.proxy is not None and udp_proxy is None
+            if no_udp:
+                # the proxy cannot carry UDP: send none (no DHT, no uTP, no udp:// trackers)
+                # rather than leak around it
+                settings = attrs.evolve(settings, dht=False, transport="tcp")
+            listeners, udp = await _bind(stack, settings, udp_proxy)
             port = udp.mux.port
             trackers = await stack.enter_async_context(
                 open_tracker_client(udp_endpoint=udp.mux, allow_local=settings.tracker_allow_local)
             )
+            if no_udp:
+                trackers.udp = None  # udp:// announces fail with TrackerBlocked (an event)
             if trackers.udp is not None:
                 udp.mux.register("tracker", trackers.udp)
             if net.proxy is not None:

@@ -116,8 +116,8 @@ def web_seed_client(
         follow_redirects=True,
         max_redirects=max_redirects,
         timeout=timeout,
-        proxy=None if proxy is None else proxy.httpx_proxy(),
         headers={"User-Agent": user_agent},
+        **({} if proxy is None else proxy.httpx_options()),
     )
 
 

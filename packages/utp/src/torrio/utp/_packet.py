@@ -160,11 +160,11 @@ def decode_packet(data: bytes | memoryview) -> Packet:
             raise PacketError(f"extension {ext} runs past the datagram", offset=pos)
         body = bytes(data[start:end])
         if ext == EXT_SACK:
-            if length == 0 or length % 4:
-                raise PacketError(f"SACK mask of {length} bytes is not a multiple of 4", offset=pos)
+            # BEP 29 asks for a multiple of 4 bytes, but libtorrent sends masks of any length
+            # (1, 6, 18 bytes seen): take them all, or its acks are lost and the sender stalls
             if sack is not None:
                 raise PacketError("two SACK extensions in one packet", offset=pos)
-            sack = body
+            sack = body or None
         else:
             others.append((ext, body))
         ext = nxt

@@ -145,13 +145,25 @@ async def test_torrio_seed_whose_file_shrinks_sends_donthave_to_libtorrent(tmp_p
             return None
 
         # libtorrent fetches what torrio can read; the first failed read makes torrio drop all of
-        # b.bin's pieces and say so with lt_donthave, over the same connection
-        await lt_dl.wait_for(lambda: torrio_view() == kept and kept <= set(_lt_have(h)), timeout=60)
-        # (it may have fetched some of b.bin's readable pieces before the first failed read)
-        assert set(_lt_have(h)) <= kept | {half, half + 1, half + 2}
+        # b.bin's pieces and say so with lt_donthave, over the same connection. (libtorrent may
+        # have fetched b.bin's three readable pieces first; torrio, a downloader again, may then
+        # fetch those back from it and announce them anew. The last five exist nowhere now.)
+        readable = kept | {half, half + 1, half + 2}
+
+        def settled() -> bool:
+            view = torrio_view()
+            return (
+                view is not None
+                and kept <= view <= readable
+                and view == set(sh.have_pieces())
+                and kept <= set(_lt_have(h))
+            )
+
+        await lt_dl.wait_for(settled, timeout=60)
+        assert set(_lt_have(h)) <= readable
         st = sh.status()
         assert st.state is not TorrentState.PAUSED  # not paused: a lost file is not fatal
-        assert set(sh.have_pieces()) == kept
+        assert kept <= set(sh.have_pieces()) <= readable
         assert st.peers == 1  # still connected to libtorrent
         seen = []
         while True:

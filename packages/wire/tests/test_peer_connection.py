@@ -199,3 +199,10 @@ async def test_regression_cancelled_receive_loses_no_message() -> None:
             await a.receive()  # cancelled before consuming anything
         assert cs.cancelled_caught
         assert await a.receive() == Have(2)
+
+
+def test_hash_request_rejected_mirrors_its_fields() -> None:
+    from torrio.wire import HashReject, HashRequest
+
+    req = HashRequest(b"\x07" * 32, 2, 512, 512, 9)
+    assert req.rejected() == HashReject(b"\x07" * 32, 2, 512, 512, 9)

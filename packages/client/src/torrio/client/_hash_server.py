@@ -233,7 +233,7 @@ class HashServer:
 
     def _reject(self, r: HashRequest) -> HashReject:
         self._rejected += 1
-        return HashReject(r.pieces_root, r.base_layer, r.index, r.length, r.proof_layers)
+        return r.rejected()
 
     def _valid(self, r: HashRequest) -> _File | None:
         f = self._files.get(r.pieces_root)

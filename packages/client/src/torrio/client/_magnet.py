@@ -47,7 +47,6 @@ from ._fetch_driver import fetch_round
 from ._metadata_fetch import MetadataFetcher, MetadataFetchError, selection_priorities
 from ._peer_list import SOURCE_DHT, SOURCE_MANUAL, SOURCE_TRACKER, PeerList
 from ._piece_layer_fetch import PieceLayerFetcher, PieceLayerFetchError
-from ._piece_layer_fetch import reject as reject_hashes
 
 if TYPE_CHECKING:
     from torrio.handshake import HandshakeResult
@@ -291,7 +290,7 @@ class _Resolver:
                         if self.layers is not None:
                             self.layers.receive(addr, ev, trio.current_time())
                     elif isinstance(ev, HashRequest):
-                        await conn.send(reject_hashes(ev))
+                        await conn.send(ev.rejected())
                         continue
                     elif isinstance(ev, ExtendedHandshake):
                         size = ev.metadata_size if conn.registry.supports(UT_METADATA) else None

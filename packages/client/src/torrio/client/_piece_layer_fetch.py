@@ -345,7 +345,7 @@ async def fetch_piece_layers(
         import trio
 
         if isinstance(ev, HashRequest):
-            await conn.send(reject(ev))
+            await conn.send(ev.rejected())
             return False
         if isinstance(ev, Hashes | HashReject):
             fetcher.receive(key, ev, trio.current_time())
@@ -363,11 +363,3 @@ async def fetch_piece_layers(
         abort=PieceLayerFetchError,
     )
     return fetcher.layers()
-
-
-def reject(request: HashRequest) -> HashReject:
-    """The hash reject answering ``request``."""
-    return HashReject(
-        request.pieces_root, request.base_layer, request.index, request.length,
-        request.proof_layers,
-    )  # fmt: skip

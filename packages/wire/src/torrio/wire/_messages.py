@@ -384,6 +384,12 @@ class HashRequest(_HashMsg):
     length: int = attrs.field(validator=_u32)
     proof_layers: int = attrs.field(validator=_u32)
 
+    def rejected(self) -> HashReject:
+        """The hash reject answering this request (same fields)."""
+        return HashReject(
+            self.pieces_root, self.base_layer, self.index, self.length, self.proof_layers
+        )
+
 
 @attrs.frozen
 class HashReject(_HashMsg):
